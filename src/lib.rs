@@ -9,4 +9,5 @@ pub mod elf;
 pub mod fnmatch;
 pub mod index;
 pub mod module;
+pub mod resolve;
 pub mod signature;

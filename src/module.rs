@@ -1,1 +1,162 @@
-//! placeholder
+//! A module file on disk: opened, decompressed and ready for ELF reading.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::compression::{self, Compression, DecompressError};
+use crate::elf::{ElfError, ModuleElf};
+use crate::signature::{self, SignatureInfo};
+
+/// File name endings that make a file a module (depmod, modinfo's file detection).
+pub const MODULE_SUFFIXES: [&str; 4] = [".ko", ".ko.gz", ".ko.xz", ".ko.zst"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("{}: {}", .0.display(), .1)]
+    Io(PathBuf, std::io::Error),
+    #[error("{}: file too short to be a module ({} bytes)", .0.display(), .1)]
+    TooShort(PathBuf, usize),
+    #[error("{}: {}", .0.display(), .1)]
+    Decompress(PathBuf, DecompressError),
+    #[error("{}: {}", .0.display(), .1)]
+    Elf(PathBuf, ElfError),
+}
+
+impl ModuleError {
+    /// The errno kmod would report, for callers that must keep kmod's exit paths.
+    pub fn errno(&self) -> nix::errno::Errno {
+        match self {
+            ModuleError::Io(_, e) => nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(nix::errno::Errno::EIO as i32)),
+            ModuleError::TooShort(..) | ModuleError::Decompress(..) => nix::errno::Errno::EINVAL,
+            ModuleError::Elf(_, e) => e.errno(),
+        }
+    }
+}
+
+enum Contents {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+/// A module file's decompressed contents.
+pub struct ModuleFile {
+    path: PathBuf,
+    compression: Compression,
+    contents: Contents,
+}
+
+impl ModuleFile {
+    /// Opens and, if needed, decompresses a module. Plain files are memory-mapped.
+    pub fn open(path: &Path) -> Result<ModuleFile, ModuleError> {
+        let io_err = |e| ModuleError::Io(path.to_path_buf(), e);
+        let file = File::open(path).map_err(io_err)?;
+        // SAFETY: the map is read-only and private; a module file being rewritten
+        // while we read it is the same hazard libkmod accepts with its own mmap.
+        let map = unsafe { memmap2::Mmap::map(&file) };
+        let contents = match map {
+            Ok(map) => Contents::Mapped(map),
+            // Empty files and special files cannot be mapped: read them instead.
+            Err(_) => Contents::Owned(std::fs::read(path).map_err(io_err)?),
+        };
+        Self::from_contents(path, contents)
+    }
+
+    /// A module from bytes already in memory (compressed or not).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<ModuleFile, ModuleError> {
+        Self::from_contents(path, Contents::Owned(bytes))
+    }
+
+    fn from_contents(path: &Path, contents: Contents) -> Result<ModuleFile, ModuleError> {
+        let raw: &[u8] = match &contents {
+            Contents::Mapped(m) => m,
+            Contents::Owned(v) => v,
+        };
+        if raw.len() < compression::MIN_FILE_SIZE {
+            return Err(ModuleError::TooShort(path.to_path_buf(), raw.len()));
+        }
+        let kind = Compression::detect(raw);
+        let contents = if kind == Compression::None {
+            contents
+        } else {
+            let raw = match contents {
+                Contents::Mapped(m) => m.to_vec(),
+                Contents::Owned(v) => v,
+            };
+            Contents::Owned(
+                compression::decompress(kind, raw)
+                    .map_err(|e| ModuleError::Decompress(path.to_path_buf(), e))?,
+            )
+        };
+        Ok(ModuleFile {
+            path: path.to_path_buf(),
+            compression: kind,
+            contents,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The module's name as kmod derives it: from the file name, not the ELF.
+    pub fn name(&self) -> String {
+        name_from_path(&self.path)
+    }
+
+    /// The decompressed module image.
+    pub fn data(&self) -> &[u8] {
+        match &self.contents {
+            Contents::Mapped(m) => m,
+            Contents::Owned(v) => v,
+        }
+    }
+
+    pub fn elf(&self) -> Result<ModuleElf<'_>, ModuleError> {
+        ModuleElf::parse(self.data()).map_err(|e| ModuleError::Elf(self.path.clone(), e))
+    }
+
+    pub fn signature(&self) -> Option<SignatureInfo<'_>> {
+        signature::parse(self.data())
+    }
+}
+
+/// Module name from a path or name: basename, cut at the first `.`, `-` → `_`.
+pub fn name_from_path(path: &Path) -> String {
+    let base = path.file_name().map_or_else(
+        || path.to_string_lossy(),
+        |n| n.to_string_lossy(),
+    );
+    normalize_name(&base)
+}
+
+/// Module name normalisation: cut at the first `.`, `-` → `_`.
+pub fn normalize_name(name: &str) -> String {
+    let stem = name.split('.').next().unwrap_or("");
+    stem.replace('-', "_")
+}
+
+/// Whether a file name ends like a module (and is longer than the ending).
+pub fn has_module_suffix(name: &str) -> bool {
+    MODULE_SUFFIXES
+        .iter()
+        .any(|s| name.len() > s.len() && name.ends_with(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(name_from_path(Path::new("/x/snd-hda-intel.ko.xz")), "snd_hda_intel");
+        assert_eq!(name_from_path(Path::new("foo.bar.ko")), "foo");
+        assert_eq!(normalize_name("iTCO_wdt"), "iTCO_wdt");
+        assert!(has_module_suffix("a.ko.zst"));
+        assert!(!has_module_suffix(".ko"));
+        assert!(!has_module_suffix("a.ko.bz2"));
+    }
+}

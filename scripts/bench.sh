@@ -1,0 +1,40 @@
+#!/bin/bash
+# Side-by-side timings of kmod-rs and reference kmod 34.2 on the same real module tree,
+# whole-process wall time with hyperfine. Prints each pair and the ratio ours/kmod.
+# Usage: scripts/bench.sh [modinfo|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
+REF=${KMOD_REFERENCE:-$(scripts/fetch-reference.sh | tail -1)}
+cargo build --release --quiet --bin kmod
+bin=target/bench-bin
+mkdir -p "$bin"
+for tool in modinfo modprobe depmod; do ln -sf ../release/kmod "$bin/$tool"; done
+tree=$REF/trees/trixie-amd64
+kver=$(cat "$tree/KVER")
+moddir=$tree/ref/lib/modules/$kver
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# compare NAME ARGS...: hyperfine both, print mean times and the ratio.
+compare() {
+  local name=$1; shift
+  hyperfine -N --warmup 3 --min-runs 20 --export-json "$out/r.json" \
+    -n ours "$bin/$name $*" -n kmod "$REF/kmod/bin/$name $*" >/dev/null
+  python3 - "$out/r.json" "$name $*" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+o, k = r["ours"], r["kmod"]
+print(f"{sys.argv[2][:90]:<90} ours {o['mean']*1e3:8.2f} ± {o['stddev']*1e3:5.2f} ms   "
+      f"kmod {k['mean']*1e3:8.2f} ± {k['stddev']*1e3:5.2f} ms   ratio {o['mean']/k['mean']:.2f}")
+PY
+}
+
+if [ "$what" = modinfo ] || [ "$what" = all ]; then
+  compare modinfo "$moddir/kernel/drivers/net/dummy.ko.xz"
+  compare modinfo "$moddir/kernel/fs/btrfs/btrfs.ko.xz"
+  compare modinfo -b "$tree/ref" -k "$kver" snd-hda-intel
+  compare modinfo -F alias -b "$tree/ref" -k "$kver" e1000e
+  compare modinfo -b "$tree/ref" -k "$kver" "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00"
+fi

@@ -1,0 +1,259 @@
+//! The command-line tools: argument parsing (clap, behaving like glibc's
+//! `getopt_long` where callers can tell) and printing. Logic lives in the library.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+pub mod modinfo;
+
+/// Version line kept in kmod's layout (`kmod version N`), which scripts parse; the
+/// feature line lists what this build supports in kmod's order and spelling.
+/// OPENSSL stands for "PKCS#7 signature details", which we decode natively.
+const VERSION_TEXT: &str = "kmod version 34.2\n+ZSTD +XZ +ZLIB +OPENSSL\n";
+
+pub fn print_version() {
+    print!("{VERSION_TEXT}");
+}
+
+/// `kmod --version` also names this implementation, on a line of its own so the two
+/// lines scripts parse keep kmod's layout.
+fn print_kmod_version() {
+    print!("{VERSION_TEXT}kmod-rs {}\n", env!("CARGO_PKG_VERSION"));
+}
+
+/// The tools reachable through argv[0] or `kmod <tool>`.
+pub fn run_tool(name: &str, argv0: &str, args: Vec<OsString>) -> Option<i32> {
+    let code = match name {
+        "modinfo" => modinfo::run(argv0, args),
+        "insmod" | "rmmod" | "lsmod" | "modprobe" | "depmod" => {
+            eprintln!("{name}: ERROR: not implemented yet in kmod-rs");
+            1
+        }
+        _ => return None,
+    };
+    Some(code)
+}
+
+/// Front end for a program called `kmod`: `kmod [-h|-V] command [args]`.
+pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
+    let mut rest = args.into_iter().skip(1).peekable();
+    // Options stop at the first non-option, like getopt in "+" mode.
+    while let Some(arg) = rest.peek().and_then(|a| a.to_str()) {
+        match arg {
+            "-h" | "--help" => {
+                kmod_help();
+                return 0;
+            }
+            "-V" | "--version" => {
+                print_kmod_version();
+                return 0;
+            }
+            "--" => {
+                rest.next();
+                break;
+            }
+            a if a.starts_with('-') && a.len() > 1 => {
+                report_unknown_option(argv0, a, &["help", "version"]);
+                return 1;
+            }
+            _ => break,
+        }
+    }
+    let Some(command) = rest.next() else {
+        eprintln!("missing command");
+        kmod_help();
+        return 1;
+    };
+    let command = command.to_string_lossy().into_owned();
+    let args: Vec<OsString> = std::iter::once(OsString::from(&command))
+        .chain(rest)
+        .collect();
+    match command.as_str() {
+        "help" => {
+            kmod_help();
+            0
+        }
+        _ => run_tool(&command, &command, args).unwrap_or_else(|| {
+            eprintln!("invalid command '{command}'");
+            kmod_help();
+            1
+        }),
+    }
+}
+
+fn kmod_help() {
+    print!(
+        "kmod - Manage kernel modules: list, load, unload, etc\n\
+         Usage:\n\
+         \tkmod [options] command [command_options]\n\n\
+         Options:\n\
+         \t-V, --version     show version\n\
+         \t-h, --help        show this help\n\n\
+         Commands:\n  \
+         help         show help message\n\
+         \nkmod also handles gracefully if called from following symlinks:\n  \
+         modinfo      compat modinfo command\n"
+    );
+}
+
+/// Long and short option names of a command, for help and error texts.
+fn long_names(cmd: &Command) -> Vec<&str> {
+    cmd.get_arguments().filter_map(|a| a.get_long()).collect()
+}
+
+/// Parses `args` (argv[0] first) with `cmd`; on a usage error prints glibc's message
+/// with the full argv[0] and returns Err(exit code 1).
+pub fn parse(cmd: Command, argv0: &str, args: Vec<OsString>) -> Result<ArgMatches, i32> {
+    let cmd = cmd
+        .no_binary_name(true)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .infer_long_args(true)
+        .dont_collapse_args_in_usage(true);
+    let words: Vec<OsString> = args.into_iter().skip(1).collect();
+    let last = words.last().map(|w| w.to_string_lossy().into_owned());
+    match cmd.clone().try_get_matches_from(words) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            report_clap_error(&cmd, argv0, &e, last.as_deref());
+            Err(1)
+        }
+    }
+}
+
+fn report_clap_error(cmd: &Command, argv0: &str, e: &clap::Error, last: Option<&str>) {
+    let invalid = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument => {
+            report_unknown_option(argv0, &invalid, &long_names(cmd));
+        }
+        ErrorKind::InvalidValue | ErrorKind::NoEquals => {
+            // A missing value is always the last word on the command line.
+            let arg = cmd.get_arguments().find(|a| invalid.starts_with(&arg_display(a)));
+            match (arg, last) {
+                (Some(a), Some(l)) if l.starts_with("--") => {
+                    eprintln!(
+                        "{argv0}: option '--{}' requires an argument",
+                        a.get_long().unwrap_or_default()
+                    )
+                }
+                (Some(a), _) => eprintln!(
+                    "{argv0}: option requires an argument -- '{}'",
+                    a.get_short().unwrap_or('?')
+                ),
+                (None, _) => eprintln!("{argv0}: {}", first_line(e)),
+            }
+        }
+        ErrorKind::TooManyValues => {
+            let long = invalid.trim_start_matches('-');
+            let long = long.split([' ', '=']).next().unwrap_or(long);
+            eprintln!("{argv0}: option '--{long}' doesn't allow an argument");
+        }
+        _ => eprintln!("{argv0}: {}", first_line(e)),
+    }
+}
+
+fn arg_display(a: &Arg) -> String {
+    match (a.get_long(), a.get_short()) {
+        (Some(l), _) => format!("--{l}"),
+        (None, Some(s)) => format!("-{s}"),
+        _ => String::new(),
+    }
+}
+
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// glibc's texts for an unknown short option, an unknown long one, and an ambiguous
+/// long-option prefix.
+fn report_unknown_option(argv0: &str, word: &str, longs: &[&str]) {
+    if let Some(long) = word.strip_prefix("--") {
+        let prefix = long.split('=').next().unwrap_or(long);
+        let candidates: Vec<&&str> = longs.iter().filter(|l| l.starts_with(prefix)).collect();
+        if candidates.len() > 1 {
+            let list: Vec<String> = candidates.iter().map(|c| format!("'--{c}'")).collect();
+            eprintln!(
+                "{argv0}: option '--{prefix}' is ambiguous; possibilities: {}",
+                list.join(" ")
+            );
+        } else {
+            eprintln!("{argv0}: unrecognized option '--{prefix}'");
+        }
+    } else {
+        let c = word.trim_start_matches('-').chars().next().unwrap_or('?');
+        eprintln!("{argv0}: invalid option -- '{c}'");
+    }
+}
+
+/// A boolean option.
+pub fn flag(id: &'static str, short: char, long: &'static str, help: &'static str) -> Arg {
+    Arg::new(id)
+        .short(short)
+        .long(long)
+        .help(help)
+        .action(ArgAction::SetTrue)
+}
+
+/// An option taking a value; like getopt, the value may start with `-`.
+pub fn value(
+    id: &'static str,
+    short: char,
+    long: &'static str,
+    name: &'static str,
+    help: &'static str,
+) -> Arg {
+    Arg::new(id)
+        .short(short)
+        .long(long)
+        .value_name(name)
+        .help(help)
+        .allow_hyphen_values(true)
+        .action(ArgAction::Append)
+}
+
+/// Help text in kmod's layout, generated from the clap definition so the two never
+/// drift: `\t-x, --long=VALUE` padded to 28 columns, then the description.
+pub fn help_text(cmd: &Command, prog: &str, usages: &[&str]) -> String {
+    let mut out = String::from("Usage:\n");
+    for usage in usages {
+        out.push_str(&format!("\t{prog} {usage}\n"));
+    }
+    out.push_str("Options:\n");
+    for a in cmd.get_arguments().filter(|a| !a.is_positional()) {
+        let mut spec = String::new();
+        if let Some(s) = a.get_short() {
+            spec.push_str(&format!("-{s}, "));
+        }
+        if let Some(l) = a.get_long() {
+            spec.push_str(&format!("--{l}"));
+        }
+        if let Some(v) = a.get_value_names().and_then(|v| v.first()) {
+            spec.push_str(&format!("={v}"));
+        }
+        let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+        out.push_str(&format!("\t{spec:<28}{help}\n"));
+    }
+    out
+}
+
+/// kmod's tool log line: `prog: PRIO: message` on stderr.
+pub fn log(prog: &str, prio: &str, msg: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "{prog}: {prio}: {msg}");
+}
+
+/// The basename kmod uses in messages.
+pub fn short_name(argv0: &str) -> &str {
+    argv0.rsplit('/').next().unwrap_or(argv0)
+}

@@ -10,18 +10,17 @@ use std::sync::OnceLock;
 pub fn ours(tool: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tool-links");
+        // One directory per test process, made once, so parallel tests never race.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("tool-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        for name in ["kmod", "insmod", "rmmod", "lsmod", "modinfo", "modprobe", "depmod"] {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kmod"), dir.join(name)).unwrap();
+        }
         dir
     });
-    let link = dir.join(tool);
-    if std::fs::read_link(&link).ok().as_deref() != Some(Path::new(env!("CARGO_BIN_EXE_kmod"))) {
-        let tmp = dir.join(format!(".{tool}.{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kmod"), &tmp).unwrap();
-        std::fs::rename(&tmp, &link).unwrap();
-    }
-    link
+    dir.join(tool)
 }
 
 /// The reference directory; a missing one fails the test (never a silent skip).

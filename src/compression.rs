@@ -22,10 +22,8 @@ pub const MIN_FILE_SIZE: usize = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecompressError {
-    #[error("{0}: {1}")]
+    #[error("corrupt or truncated {0} data ({1})")]
     Corrupt(&'static str, String),
-    #[error("zstd: frame has no content size")]
-    ZstdNoContentSize,
 }
 
 impl Compression {
@@ -108,9 +106,15 @@ mod tests {
 
     #[test]
     fn detects_by_magic_only() {
-        assert_eq!(Compression::detect(&[0x28, 0xB5, 0x2F, 0xFD, 0, 0]), Compression::Zstd);
+        assert_eq!(
+            Compression::detect(&[0x28, 0xB5, 0x2F, 0xFD, 0, 0]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::detect(b"\xFD7zXZ\0"), Compression::Xz);
-        assert_eq!(Compression::detect(&[0x1F, 0x8B, 8, 0, 0, 0]), Compression::Gzip);
+        assert_eq!(
+            Compression::detect(&[0x1F, 0x8B, 8, 0, 0, 0]),
+            Compression::Gzip
+        );
         assert_eq!(Compression::detect(b"\x7FELF\x02\x01"), Compression::None);
         assert_eq!(Compression::detect(b""), Compression::None);
     }
@@ -135,7 +139,10 @@ mod tests {
             assert_eq!(decompress(kind, data.clone()).unwrap(), payload);
             // Every truncation is an error, never a panic or a short result.
             for cut in [1, data.len() / 2, data.len() - 1] {
-                assert!(decompress(kind, data[..cut].to_vec()).is_err(), "{kind:?} cut at {cut}");
+                assert!(
+                    decompress(kind, data[..cut].to_vec()).is_err(),
+                    "{kind:?} cut at {cut}"
+                );
             }
         }
     }

@@ -55,6 +55,9 @@ pub struct ModuleElf<'a> {
     sections: Vec<Section>,
 }
 
+/// A `.modinfo` string split into key and value.
+pub type ModinfoEntry<'a> = (&'a [u8], &'a [u8]);
+
 /// A symbol a module needs from another module or the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DependencySymbol<'a> {
@@ -103,8 +106,12 @@ impl<'a> ModuleElf<'a> {
             .get(shstrndx)
             .filter(|_| shstrndx != 0)
             .ok_or(ElfError::BadHeader("invalid section name table index"))?;
-        let strtab_range = file_range(data, shstr.sh_offset(endian).into(), shstr.sh_size(endian).into())
-            .ok_or(ElfError::BadHeader("section name table outside the file"))?;
+        let strtab_range = file_range(
+            data,
+            shstr.sh_offset(endian).into(),
+            shstr.sh_size(endian).into(),
+        )
+        .ok_or(ElfError::BadHeader("section name table outside the file"))?;
         if strtab_range.1 == strtab_range.0 || data[strtab_range.1 - 1] != 0 {
             return Err(ElfError::BadHeader("section name table not NUL-terminated"));
         }
@@ -175,7 +182,7 @@ impl<'a> ModuleElf<'a> {
 
     /// The `.modinfo` strings in section order, split into (key, value) at the first `=`;
     /// a string without `=` is both key and value, as kmod shows it.
-    pub fn modinfo(&self) -> Result<Vec<(&'a [u8], &'a [u8])>, ElfError> {
+    pub fn modinfo(&self) -> Result<Vec<ModinfoEntry<'a>>, ElfError> {
         let section = self
             .section(".modinfo")
             .ok_or(ElfError::MissingSection(".modinfo"))?;
@@ -193,7 +200,10 @@ impl<'a> ModuleElf<'a> {
             .section("__versions")
             .ok_or(ElfError::MissingSection("__versions"))?;
         if section.len() % VERSION_ENTRY_SIZE != 0 {
-            return Err(ElfError::BadSection("__versions", "size is not a multiple of 64"));
+            return Err(ElfError::BadSection(
+                "__versions",
+                "size is not a multiple of 64",
+            ));
         }
         let crc_len = match self.class {
             Class::Elf32 => 4,
@@ -207,7 +217,10 @@ impl<'a> ModuleElf<'a> {
                 let len = field
                     .iter()
                     .position(|&b| b == 0)
-                    .ok_or(ElfError::BadSection("__versions", "symbol name not terminated"))?;
+                    .ok_or(ElfError::BadSection(
+                        "__versions",
+                        "symbol name not terminated",
+                    ))?;
                 let name = &field[..len];
                 Ok((crc, name.strip_prefix(b".").unwrap_or(name)))
             })
@@ -240,7 +253,9 @@ impl<'a> ModuleElf<'a> {
                 sym.value
             } else {
                 self.section_range(sym.shndx as usize)
-                    .filter(|(start, end)| end - start >= 4 && sym.value <= (end - start - 4) as u64)
+                    .filter(|(start, end)| {
+                        end - start >= 4 && sym.value <= (end - start - 4) as u64
+                    })
                     .map_or(u32::MAX as u64, |(start, _)| {
                         self.read_word(self.data, start + sym.value as usize, 4)
                     })
@@ -289,8 +304,10 @@ impl<'a> ModuleElf<'a> {
 
     fn is_sparc_register(&self, sym: &Symbol) -> bool {
         const STT_SPARC_REGISTER: u8 = 13;
-        matches!(self.machine, object::elf::EM_SPARC | object::elf::EM_SPARCV9)
-            && sym.kind == STT_SPARC_REGISTER
+        matches!(
+            self.machine,
+            object::elf::EM_SPARC | object::elf::EM_SPARCV9
+        ) && sym.kind == STT_SPARC_REGISTER
     }
 
     fn symtab(&self) -> Option<SymbolTable<'_, 'a>> {
@@ -355,7 +372,9 @@ impl<'a> ModuleElf<'a> {
         let index = self
             .section_index(".modinfo")
             .ok_or(ElfError::MissingSection(".modinfo"))?;
-        let (start, _) = self.section_range(index).ok_or(ElfError::MissingSection(".modinfo"))?;
+        let (start, _) = self
+            .section_range(index)
+            .ok_or(ElfError::MissingSection(".modinfo"))?;
         let section = self.section(".modinfo").unwrap_or_default();
         let entry = split_strings(section)
             .find(|s| s.starts_with(b"vermagic="))

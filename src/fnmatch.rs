@@ -22,12 +22,14 @@ pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
                     star = Some((p, i));
                     continue;
                 }
-                b'?' if i < s.len() => {
-                    p += 1;
-                    i += 1;
-                    continue;
+                b'?' => {
+                    if i < s.len() {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
                 }
-                b'[' if i < s.len() => match bracket(pattern, p, s[i]) {
+                b'[' => match bracket(pattern, p, s.get(i).copied()) {
                     Some((true, next)) => {
                         p = next;
                         i += 1;
@@ -35,28 +37,25 @@ pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
                     }
                     Some((false, _)) => {}
                     // An unterminated bracket is a literal '['.
-                    None if s[i] == b'[' => {
+                    None if s.get(i) == Some(&b'[') => {
                         p += 1;
                         i += 1;
                         continue;
                     }
                     None => {}
                 },
-                b'\\' if p + 1 < pattern.len() => {
-                    if i < s.len() && s[i] == pattern[p + 1] {
-                        p += 2;
+                c => {
+                    // A backslash escapes the next character; a trailing one is literal.
+                    let (literal, width) = match pattern.get(p + 1) {
+                        Some(&next) if c == b'\\' => (next, 2),
+                        _ => (c, 1),
+                    };
+                    if s.get(i) == Some(&literal) {
+                        p += width;
                         i += 1;
                         continue;
                     }
                 }
-                c if c != b'?' && c != b'[' => {
-                    if i < s.len() && s[i] == c {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-                _ => {}
             }
         } else if i == s.len() {
             return true;
@@ -75,18 +74,21 @@ pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
 
 /// Matches `c` against the bracket expression starting at `pattern[start] == '['`.
 /// Returns (matched, index after the closing `]`), or None if it is unterminated.
-fn bracket(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+fn bracket(pattern: &[u8], start: usize, c: Option<u8>) -> Option<(bool, usize)> {
     let mut p = start + 1;
     let negate = matches!(pattern.get(p), Some(b'!') | Some(b'^'));
     if negate {
         p += 1;
     }
+    let present = c.is_some();
+    let c = c.unwrap_or(0);
     let mut matched = false;
     let mut first = true;
     loop {
         let ch = *pattern.get(p)?;
         if ch == b']' && !first {
-            return Some((matched != negate, p + 1));
+            // Past the end of the string nothing matches, negated or not.
+            return Some((present && matched != negate, p + 1));
         }
         first = false;
         if ch == b'[' && pattern.get(p + 1) == Some(&b':') {
@@ -150,8 +152,16 @@ mod tests {
             ("a*b", "axxbx", false),
             ("?", "", false),
             ("?", "x", true),
-            ("pci:v00008086d*sv*sd*bc*sc*i*", "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00", true),
-            ("pci:v00008086d*sv*sd*bc03sc*i*", "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00", false),
+            (
+                "pci:v00008086d*sv*sd*bc*sc*i*",
+                "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00",
+                true,
+            ),
+            (
+                "pci:v00008086d*sv*sd*bc03sc*i*",
+                "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00",
+                false,
+            ),
             ("[abc]", "b", true),
             ("[!abc]", "b", false),
             ("[^abc]", "d", true),
@@ -165,7 +175,11 @@ mod tests {
             ("[", "[", true),
             ("a[", "a[", true),
             ("*[", "x[", true),
-            ("usb:v*p*d*dc*dsc*dp*ic03isc01ip02in*", "usb:v046Dp1234d0100dc00dsc00dp00ic03isc01ip02in00", true),
+            (
+                "usb:v*p*d*dc*dsc*dp*ic03isc01ip02in*",
+                "usb:v046Dp1234d0100dc00dsc00dp00ic03isc01ip02in00",
+                true,
+            ),
         ];
         for (p, s, want) in cases {
             assert_eq!(fnmatch(p, s), want, "fnmatch({p:?}, {s:?})");

@@ -63,7 +63,8 @@ impl Index {
     pub fn open(path: &Path) -> Result<Index, IndexError> {
         let file = std::fs::File::open(path).map_err(|e| IndexError::Io(path.into(), e))?;
         // SAFETY: read-only private map; depmod replaces indexes by rename, never in place.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| IndexError::Io(path.into(), e))?;
+        let map =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(|e| IndexError::Io(path.into(), e))?;
         Self::new(Data::Mapped(map))
     }
 
@@ -279,7 +280,13 @@ impl Index {
         }
     }
 
-    fn dump(&self, node: &Node, key: &mut Vec<u8>, f: &mut impl FnMut(&str, &IndexValue), depth: usize) {
+    fn dump(
+        &self,
+        node: &Node,
+        key: &mut Vec<u8>,
+        f: &mut impl FnMut(&str, &IndexValue),
+        depth: usize,
+    ) {
         if depth >= MAX_DEPTH {
             return;
         }

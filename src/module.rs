@@ -26,7 +26,9 @@ impl ModuleError {
     /// The errno kmod would report, for callers that must keep kmod's exit paths.
     pub fn errno(&self) -> nix::errno::Errno {
         match self {
-            ModuleError::Io(_, e) => nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(nix::errno::Errno::EIO as i32)),
+            ModuleError::Io(_, e) => nix::errno::Errno::from_raw(
+                e.raw_os_error().unwrap_or(nix::errno::Errno::EIO as i32),
+            ),
             ModuleError::TooShort(..) | ModuleError::Decompress(..) => nix::errno::Errno::EINVAL,
             ModuleError::Elf(_, e) => e.errno(),
         }
@@ -126,10 +128,9 @@ impl ModuleFile {
 
 /// Module name from a path or name: basename, cut at the first `.`, `-` → `_`.
 pub fn name_from_path(path: &Path) -> String {
-    let base = path.file_name().map_or_else(
-        || path.to_string_lossy(),
-        |n| n.to_string_lossy(),
-    );
+    let base = path
+        .file_name()
+        .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy());
     normalize_name(&base)
 }
 
@@ -152,7 +153,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(name_from_path(Path::new("/x/snd-hda-intel.ko.xz")), "snd_hda_intel");
+        assert_eq!(
+            name_from_path(Path::new("/x/snd-hda-intel.ko.xz")),
+            "snd_hda_intel"
+        );
         assert_eq!(name_from_path(Path::new("foo.bar.ko")), "foo");
         assert_eq!(normalize_name("iTCO_wdt"), "iTCO_wdt");
         assert!(has_module_suffix("a.ko.zst"));

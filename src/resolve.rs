@@ -109,10 +109,14 @@ impl ModuleDir {
     /// libkmod's lookup chain without configuration: the first source that yields
     /// anything wins. (Configuration aliases and commands are the caller's first step.)
     pub fn lookup(&self, alias: &str) -> Result<Vec<Found>, LookupError> {
-        let alias = alias_normalize(alias).ok_or_else(|| LookupError::InvalidAlias(alias.into()))?;
+        let alias =
+            alias_normalize(alias).ok_or_else(|| LookupError::InvalidAlias(alias.into()))?;
         // Module names never contain ':'.
         if !alias.contains(':') && self.dep_entry(&alias).is_some() {
-            return Ok(vec![Found { name: alias, builtin: false }]);
+            return Ok(vec![Found {
+                name: alias,
+                builtin: false,
+            }]);
         }
         if alias.starts_with("symbol:") {
             let found = self.search(IndexKind::Symbols, &alias, false);
@@ -125,7 +129,10 @@ impl ModuleDir {
             return Ok(found);
         }
         if self.is_builtin(&alias) {
-            return Ok(vec![Found { name: alias, builtin: true }]);
+            return Ok(vec![Found {
+                name: alias,
+                builtin: true,
+            }]);
         }
         Ok(self.search(IndexKind::BuiltinAlias, &alias, true))
     }
@@ -134,10 +141,16 @@ impl ModuleDir {
     pub fn lookup_name(&self, name: &str) -> Option<Found> {
         let name = crate::module::normalize_name(name);
         if self.dep_entry(&name).is_some() {
-            return Some(Found { name, builtin: false });
+            return Some(Found {
+                name,
+                builtin: false,
+            });
         }
         if self.is_builtin(&name) {
-            return Some(Found { name, builtin: true });
+            return Some(Found {
+                name,
+                builtin: true,
+            });
         }
         self.search(IndexKind::BuiltinAlias, &name, true)
             .into_iter()
@@ -149,7 +162,10 @@ impl ModuleDir {
             .map(|i| i.search_wildcard(alias))
             .unwrap_or_default()
             .into_iter()
-            .map(|v| Found { name: v.value, builtin })
+            .map(|v| Found {
+                name: v.value,
+                builtin,
+            })
             .collect()
     }
 
@@ -224,8 +240,14 @@ mod tests {
 
     #[test]
     fn alias_normalisation() {
-        assert_eq!(alias_normalize("snd-hda-intel").as_deref(), Some("snd_hda_intel"));
-        assert_eq!(alias_normalize("pci:v*d[a-f]-x").as_deref(), Some("pci:v*d[a-f]_x"));
+        assert_eq!(
+            alias_normalize("snd-hda-intel").as_deref(),
+            Some("snd_hda_intel")
+        );
+        assert_eq!(
+            alias_normalize("pci:v*d[a-f]-x").as_deref(),
+            Some("pci:v*d[a-f]_x")
+        );
         assert_eq!(alias_normalize("a]b"), None);
         assert_eq!(alias_normalize("a[b"), None);
     }

@@ -47,7 +47,8 @@ pub fn parse(module: &[u8]) -> Option<SignatureInfo<'_>> {
     let info_start = body.len().checked_sub(INFO_LEN)?;
     let info = &body[info_start..];
     let body = &body[..info_start];
-    let (algo, hash, id_type, signer_len, key_id_len) = (info[0], info[1], info[2], info[3], info[4]);
+    let (algo, hash, id_type, signer_len, key_id_len) =
+        (info[0], info[1], info[2], info[3], info[4]);
     let sig_len = u32::from_be_bytes([info[8], info[9], info[10], info[11]]) as usize;
     if algo >= 2 || hash as usize >= HASH_NAMES.len() || id_type >= 3 || sig_len == 0 {
         return None;
@@ -55,7 +56,8 @@ pub fn parse(module: &[u8]) -> Option<SignatureInfo<'_>> {
     let total = sig_len + signer_len as usize + key_id_len as usize;
     let start = body.len().checked_sub(total)?;
     let signer = &body[start..start + signer_len as usize];
-    let key_id = &body[start + signer_len as usize..start + signer_len as usize + key_id_len as usize];
+    let key_id =
+        &body[start + signer_len as usize..start + signer_len as usize + key_id_len as usize];
     let signature = &body[body.len() - sig_len..];
     let id_type = match id_type {
         0 => IdType::Pgp,
@@ -233,7 +235,9 @@ impl<'a> Der<'a> {
             if n == 0 || n > 4 || rest.len() < n {
                 return None;
             }
-            let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | b as usize);
             rest = &rest[n..];
             len
         };
@@ -304,17 +308,20 @@ mod tests {
         assert_eq!(s.signer, b"signer");
         assert_eq!(s.key_id, &[1, 2, 3]);
         assert_eq!(s.hash_algo, "sha256");
-        assert_eq!(dotted_oid(&[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x02, 0x63]), "1.2.840.113549.2.99");
+        assert_eq!(
+            dotted_oid(&[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x02, 0x63]),
+            "1.2.840.113549.2.99"
+        );
         assert_eq!(s.signature, &[9; 5]);
     }
 
     #[test]
     fn inconsistent_trailers_are_ignored() {
         for info in [
-            [2, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1],     // bad algo
-            [1, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1],     // bad hash
-            [1, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 1],     // bad id type
-            [1, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],     // empty signature
+            [2, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1],    // bad algo
+            [1, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1],    // bad hash
+            [1, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 1],    // bad id type
+            [1, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],    // empty signature
             [1, 4, 1, 0, 0, 0, 0, 0, 0xff, 0, 0, 0], // longer than the file
         ] {
             let mut m = vec![0u8; 4];

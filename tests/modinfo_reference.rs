@@ -31,7 +31,10 @@ fn compare_chunked(what: &str, args: &[OsString], items: &[OsString]) {
 }
 
 fn files(tree: &Tree) -> Vec<OsString> {
-    tree.module_files().into_iter().map(PathBuf::into_os_string).collect()
+    tree.module_files()
+        .into_iter()
+        .map(PathBuf::into_os_string)
+        .collect()
 }
 
 #[test]
@@ -46,7 +49,11 @@ fn every_module_file() {
 fn every_module_file_null_separated() {
     for name in TREES {
         let tree = Tree::get(name);
-        compare_chunked(&format!("{name}: modinfo -0 FILE..."), &["-0".into()], &files(&tree));
+        compare_chunked(
+            &format!("{name}: modinfo -0 FILE..."),
+            &["-0".into()],
+            &files(&tree),
+        );
     }
 }
 
@@ -107,9 +114,18 @@ fn names(tree: &Tree) -> Vec<OsString> {
 fn every_module_by_name() {
     for name in TREES {
         let tree = Tree::get(name);
-        let args: Vec<OsString> = vec!["-b".into(), tree.ref_root.clone().into(), "-k".into(), tree.kver.clone().into()];
+        let args: Vec<OsString> = vec![
+            "-b".into(),
+            tree.ref_root.clone().into(),
+            "-k".into(),
+            tree.kver.clone().into(),
+        ];
         let names = names(&tree);
-        compare_chunked(&format!("{name}: modinfo -b ROOT -k VER NAME..."), &args, &names);
+        compare_chunked(
+            &format!("{name}: modinfo -b ROOT -k VER NAME..."),
+            &args,
+            &names,
+        );
         let mut by_modname = args.clone();
         by_modname.push("-m".into());
         compare_chunked(&format!("{name}: modinfo -m NAME..."), &by_modname, &names);

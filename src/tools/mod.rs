@@ -21,7 +21,7 @@ pub fn print_version() {
 /// `kmod --version` also names this implementation, on a line of its own so the two
 /// lines scripts parse keep kmod's layout.
 fn print_kmod_version() {
-    print!("{VERSION_TEXT}kmod-rs {}\n", env!("CARGO_PKG_VERSION"));
+    println!("{VERSION_TEXT}kmod-rs {}", env!("CARGO_PKG_VERSION"));
 }
 
 /// The tools reachable through argv[0] or `kmod <tool>`.
@@ -40,8 +40,9 @@ pub fn run_tool(name: &str, argv0: &str, args: Vec<OsString>) -> Option<i32> {
 /// Front end for a program called `kmod`: `kmod [-h|-V] command [args]`.
 pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
     let mut rest = args.into_iter().skip(1).peekable();
-    // Options stop at the first non-option, like getopt in "+" mode.
-    while let Some(arg) = rest.peek().and_then(|a| a.to_str()) {
+    // Options stop at the first non-option (getopt's "+" mode), and every option
+    // kmod itself has ends the run, so only the first word can be one.
+    if let Some(arg) = rest.peek().and_then(|a| a.to_str()) {
         match arg {
             "-h" | "--help" => {
                 kmod_help();
@@ -53,13 +54,12 @@ pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
             }
             "--" => {
                 rest.next();
-                break;
             }
             a if a.starts_with('-') && a.len() > 1 => {
                 report_unknown_option(argv0, a, &["help", "version"]);
                 return 1;
             }
-            _ => break,
+            _ => {}
         }
     }
     let Some(command) = rest.next() else {
@@ -135,7 +135,9 @@ fn report_clap_error(cmd: &Command, argv0: &str, e: &clap::Error, last: Option<&
         }
         ErrorKind::InvalidValue | ErrorKind::NoEquals => {
             // A missing value is always the last word on the command line.
-            let arg = cmd.get_arguments().find(|a| invalid.starts_with(&arg_display(a)));
+            let arg = cmd
+                .get_arguments()
+                .find(|a| invalid.starts_with(&arg_display(a)));
             match (arg, last) {
                 (Some(a), Some(l)) if l.starts_with("--") => {
                     eprintln!(

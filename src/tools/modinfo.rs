@@ -18,7 +18,12 @@ pub fn command() -> Command {
     Command::new("modinfo")
         .about("Show information about Linux kernel modules")
         .arg(flag("author", 'a', "author", "Print only 'author'"))
-        .arg(flag("description", 'd', "description", "Print only 'description'"))
+        .arg(flag(
+            "description",
+            'd',
+            "description",
+            "Print only 'description'",
+        ))
         .arg(flag("license", 'l', "license", "Print only 'license'"))
         .arg(flag("parameters", 'p', "parameters", "Print only 'parm'"))
         .arg(flag("filename", 'n', "filename", "Print only 'filename'"))
@@ -29,7 +34,13 @@ pub fn command() -> Command {
             "modname",
             "Handle argument as module name instead of alias or filename",
         ))
-        .arg(value("field", 'F', "field", "FIELD", "Print only provided FIELD"))
+        .arg(value(
+            "field",
+            'F',
+            "field",
+            "FIELD",
+            "Print only provided FIELD",
+        ))
         .arg(value(
             "set-version",
             'k',
@@ -120,7 +131,8 @@ fn first_index(m: &ArgMatches, id: &str) -> Option<usize> {
 }
 
 fn last_value(m: &ArgMatches, id: &str) -> Option<String> {
-    m.get_many::<String>(id).and_then(|v| v.last().cloned())
+    m.get_many::<String>(id)
+        .and_then(|mut v| v.next_back().cloned())
 }
 
 /// The field to print: the last of `-a -d -l -p -n -F` on the command line wins.
@@ -134,7 +146,7 @@ fn selected_field(m: &ArgMatches) -> Option<String> {
         ("filename", "filename"),
     ] {
         if m.get_flag(id) {
-            if let Some(i) = m.indices_of(id).and_then(|i| i.last()) {
+            if let Some(i) = m.indices_of(id).and_then(|mut i| i.next_back()) {
                 choices.push((i, field.to_string()));
             }
         }
@@ -162,7 +174,10 @@ struct Printer<'a, W: Write> {
 enum Source {
     File(PathBuf),
     /// Found by lookup: its modules.dep path if any, and whether it is builtin.
-    Lookup { path: Option<PathBuf>, builtin: bool },
+    Lookup {
+        path: Option<PathBuf>,
+        builtin: bool,
+    },
 }
 
 impl<W: Write> Printer<'_, W> {
@@ -240,9 +255,10 @@ impl<W: Write> Printer<'_, W> {
                 Some(_) => {}
             }
         }
-        let filename = path
-            .as_ref()
-            .map_or_else(|| b"(builtin)".to_vec(), |p| p.as_os_str().as_encoded_bytes().to_vec());
+        let filename = path.as_ref().map_or_else(
+            || b"(builtin)".to_vec(),
+            |p| p.as_os_str().as_encoded_bytes().to_vec(),
+        );
         match field {
             Some("filename") => {
                 self.write_value(&filename);
@@ -286,12 +302,18 @@ impl<W: Write> Printer<'_, W> {
         true
     }
 
-    fn print_entries(&mut self, field: Option<&str>, entries: &[(Vec<u8>, Vec<u8>)]) {
+    fn print_entries(&mut self, field: Option<&str>, entries: &[Entry]) {
         if field == Some("parm") {
             let params = self.collect_params(entries);
             for p in params {
                 let line = match (&p.description, &p.kind) {
-                    (None, kind) => [&p.name[..], b": (", kind.as_deref().unwrap_or_default(), b")"].concat(),
+                    (None, kind) => [
+                        &p.name[..],
+                        b": (",
+                        kind.as_deref().unwrap_or_default(),
+                        b")",
+                    ]
+                    .concat(),
                     (Some(d), Some(kind)) => [&p.name[..], b":", d, b" (", kind, b")"].concat(),
                     (Some(d), None) => [&p.name[..], b":", d].concat(),
                 };
@@ -336,7 +358,7 @@ impl<W: Write> Printer<'_, W> {
 
     /// `parm` and `parmtype` entries merged by parameter name, in reverse order of
     /// first appearance (kmod prepends each new name to its list).
-    fn collect_params(&mut self, entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<Param> {
+    fn collect_params(&mut self, entries: &[Entry]) -> Vec<Param> {
         let mut params: Vec<Param> = Vec::new();
         for (key, value) in entries {
             let is_parm = key == b"parm";
@@ -374,6 +396,9 @@ impl<W: Write> Printer<'_, W> {
     }
 }
 
+/// A modinfo key and value, as raw bytes.
+type Entry = (Vec<u8>, Vec<u8>);
+
 struct Param {
     name: Vec<u8>,
     description: Option<Vec<u8>>,
@@ -389,13 +414,13 @@ fn split_entry(s: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// A module file's `.modinfo` entries followed by its signature entries.
-fn module_entries(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ModuleError> {
+fn module_entries(path: &Path) -> Result<Vec<Entry>, ModuleError> {
     let file = ModuleFile::open(path)?;
     let elf = file.elf()?;
     let modinfo = elf
         .modinfo()
         .map_err(|e| ModuleError::Elf(path.to_path_buf(), e))?;
-    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = modinfo
+    let mut entries: Vec<Entry> = modinfo
         .into_iter()
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect();
@@ -406,7 +431,10 @@ fn module_entries(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ModuleError> {
         entries.push((b"signer".to_vec(), c_str(sig.signer)));
         entries.push((b"sig_key".to_vec(), hex_wrapped(sig.key_id).into_bytes()));
         entries.push((b"sig_hashalgo".to_vec(), c_str(sig.hash_algo.as_bytes())));
-        entries.push((b"signature".to_vec(), hex_wrapped(sig.signature).into_bytes()));
+        entries.push((
+            b"signature".to_vec(),
+            hex_wrapped(sig.signature).into_bytes(),
+        ));
     }
     Ok(entries)
 }

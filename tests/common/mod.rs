@@ -15,7 +15,9 @@ pub fn ours(tool: &str) -> PathBuf {
             .join(format!("tool-links-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for name in ["kmod", "insmod", "rmmod", "lsmod", "modinfo", "modprobe", "depmod"] {
+        for name in [
+            "kmod", "insmod", "rmmod", "lsmod", "modinfo", "modprobe", "depmod",
+        ] {
             std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kmod"), dir.join(name)).unwrap();
         }
         dir
@@ -81,7 +83,9 @@ impl Tree {
         walk(&self.module_dir(&self.pristine), &mut out);
         out.retain(|p| {
             let n = p.file_name().unwrap().to_string_lossy();
-            [".ko", ".ko.xz", ".ko.zst", ".ko.gz"].iter().any(|s| n.ends_with(s))
+            [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+                .iter()
+                .any(|s| n.ends_with(s))
         });
         out.sort();
         assert!(!out.is_empty(), "no modules in tree {}", self.name);

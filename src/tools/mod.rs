@@ -115,13 +115,40 @@ pub fn parse(cmd: Command, argv0: &str, args: Vec<OsString>) -> Result<ArgMatche
         .dont_collapse_args_in_usage(true);
     let words: Vec<OsString> = args.into_iter().skip(1).collect();
     let last = words.last().map(|w| w.to_string_lossy().into_owned());
-    match cmd.clone().try_get_matches_from(words) {
+    match cmd.clone().try_get_matches_from(&words) {
         Ok(m) => Ok(m),
         Err(e) => {
+            // getopt acts on -h/-V when it reaches them, before any later bad option.
+            if let Some(m) = early_help_or_version(&cmd, &words, &e) {
+                return Ok(m);
+            }
             report_clap_error(&cmd, argv0, &e, last.as_deref());
             Err(1)
         }
     }
+}
+
+/// Matches for a lone `-h`/`-V` (or long form) that comes before the word clap
+/// rejected.
+fn early_help_or_version(cmd: &Command, words: &[OsString], e: &clap::Error) -> Option<ArgMatches> {
+    let invalid = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.split([' ', '=']).next().unwrap_or_default().to_string(),
+        _ => return None,
+    };
+    for word in words {
+        let word = word.to_str()?;
+        if word == "--" || word.starts_with(&invalid) {
+            return None;
+        }
+        let is_long_of =
+            |name: &str| word.len() > 3 && name.starts_with(word.trim_start_matches("--"));
+        let early = matches!(word, "-h" | "-V")
+            || (word.starts_with("--") && (is_long_of("help") || is_long_of("version")));
+        if early {
+            return cmd.clone().try_get_matches_from([word]).ok();
+        }
+    }
+    None
 }
 
 fn report_clap_error(cmd: &Command, argv0: &str, e: &clap::Error, last: Option<&str>) {

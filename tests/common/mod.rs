@@ -145,3 +145,18 @@ pub fn assert_same_output(what: &str, ours: &Output, theirs: &Output) {
         String::from_utf8_lossy(&theirs.stderr)
     );
 }
+
+/// Runs `program` with argv[0] set to `arg0`, as a shell finds a tool on PATH.
+pub fn run_as<I, S>(program: &Path, arg0: &str, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::os::unix::process::CommandExt;
+    Command::new(program)
+        .arg0(arg0)
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+}

@@ -8,6 +8,7 @@ pub mod config;
 pub mod elf;
 pub mod fnmatch;
 pub mod index;
+pub mod kernel;
 pub mod module;
 pub mod resolve;
 pub mod signature;

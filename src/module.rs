@@ -164,3 +164,39 @@ mod tests {
         assert!(!has_module_suffix("a.ko.bz2"));
     }
 }
+
+/// Module options from command-line words, as kmod joins them: separated by single
+/// spaces, and a `key=value` whose value has a space (and is not already quoted)
+/// gets the value wrapped in double quotes.
+pub fn options_from_words<S: AsRef<str>>(words: &[S]) -> String {
+    let mut out = String::new();
+    for word in words {
+        let word = word.as_ref();
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        match word.split_once('=') {
+            Some((key, value))
+                if value.contains(' ') && !value.starts_with('"') && !value.starts_with('\'') =>
+            {
+                out.push_str(&format!("{key}=\"{value}\""));
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::options_from_words;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(
+            options_from_words(&["a=1", "y=a b", "z='c d'", "flag"]),
+            "a=1 y=\"a b\" z='c d' flag"
+        );
+        assert_eq!(options_from_words::<&str>(&[]), "");
+    }
+}

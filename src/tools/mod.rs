@@ -7,7 +7,10 @@ use std::io::Write;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+pub mod insmod;
+pub mod lsmod;
 pub mod modinfo;
+pub mod rmmod;
 
 /// Version line kept in kmod's layout (`kmod version N`), which scripts parse; the
 /// feature line lists what this build supports in kmod's order and spelling.
@@ -28,7 +31,10 @@ fn print_kmod_version() {
 pub fn run_tool(name: &str, argv0: &str, args: Vec<OsString>) -> Option<i32> {
     let code = match name {
         "modinfo" => modinfo::run(argv0, args),
-        "insmod" | "rmmod" | "lsmod" | "modprobe" | "depmod" => {
+        "insmod" => insmod::run(argv0, args),
+        "rmmod" => rmmod::run(argv0, args),
+        "lsmod" => lsmod::run(argv0, args),
+        "modprobe" | "depmod" => {
             eprintln!("{name}: ERROR: not implemented yet in kmod-rs");
             1
         }
@@ -76,6 +82,7 @@ pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
             kmod_help();
             0
         }
+        "list" => lsmod::run(argv0, args),
         _ => run_tool(&command, &command, args).unwrap_or_else(|| {
             eprintln!("invalid command '{command}'");
             kmod_help();
@@ -93,8 +100,12 @@ fn kmod_help() {
          \t-V, --version     show version\n\
          \t-h, --help        show this help\n\n\
          Commands:\n  \
-         help         show help message\n\
+         help         show help message\n  \
+         list         list currently loaded modules\n\
          \nkmod also handles gracefully if called from following symlinks:\n  \
+         lsmod        compat lsmod command\n  \
+         rmmod        compat rmmod command\n  \
+         insmod       compat insmod command\n  \
          modinfo      compat modinfo command\n"
     );
 }
@@ -253,14 +264,18 @@ pub fn value(
 }
 
 /// Help text in kmod's layout, generated from the clap definition so the two never
-/// drift: `\t-x, --long=VALUE` padded to 28 columns, then the description.
-pub fn help_text(cmd: &Command, prog: &str, usages: &[&str]) -> String {
+/// drift: `\t-x, --long=VALUE` padded to `width` columns, then the description (whose
+/// further lines are indented to the same column).
+pub fn help_text(cmd: &Command, prog: &str, usages: &[&str], width: usize) -> String {
     let mut out = String::from("Usage:\n");
     for usage in usages {
         out.push_str(&format!("\t{prog} {usage}\n"));
     }
     out.push_str("Options:\n");
-    for a in cmd.get_arguments().filter(|a| !a.is_positional()) {
+    for a in cmd
+        .get_arguments()
+        .filter(|a| !a.is_positional() && !a.is_hide_set())
+    {
         let mut spec = String::new();
         if let Some(s) = a.get_short() {
             spec.push_str(&format!("-{s}, "));
@@ -272,9 +287,110 @@ pub fn help_text(cmd: &Command, prog: &str, usages: &[&str]) -> String {
             spec.push_str(&format!("={v}"));
         }
         let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
-        out.push_str(&format!("\t{spec:<28}{help}\n"));
+        for (i, line) in help.lines().enumerate() {
+            let lead = if i == 0 { spec.as_str() } else { "" };
+            out.push_str(&format!("\t{lead:<width$}{line}\n"));
+        }
     }
     out
+}
+
+/// Handles `-h` and `-V` (the earlier one wins, as getopt acts on whichever it meets
+/// first); Some(exit code) when one was given.
+pub fn help_or_version(
+    m: &ArgMatches,
+    cmd: &Command,
+    prog: &str,
+    usages: &[&str],
+    width: usize,
+) -> Option<i32> {
+    let index = |id: &str| m.get_flag(id).then(|| m.index_of(id)).flatten();
+    match (index("help"), index("version")) {
+        (Some(h), v) if v.is_none_or(|v| h < v) => {
+            print!("{}", help_text(cmd, prog, usages, width));
+            Some(0)
+        }
+        (_, Some(_)) => {
+            print_version();
+            Some(0)
+        }
+        _ => None,
+    }
+}
+
+/// syslog priorities, which kmod's log thresholds are counted in.
+pub const LOG_CRIT: i32 = 2;
+pub const LOG_ERR: i32 = 3;
+pub const LOG_WARNING: i32 = 4;
+pub const LOG_NOTICE: i32 = 5;
+pub const LOG_INFO: i32 = 6;
+pub const LOG_DEBUG: i32 = 7;
+
+/// kmod's tool logger: `prog: PRIO: message` on stderr, or to syslog with `-s`,
+/// shown when the priority is within the threshold (`-v` raises it).
+pub struct Logger {
+    prog: String,
+    threshold: i32,
+    syslog: Option<std::os::unix::net::UnixDatagram>,
+}
+
+impl Logger {
+    pub fn new(prog: &str, threshold: i32, use_syslog: bool) -> Logger {
+        let syslog = use_syslog
+            .then(|| {
+                let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
+                sock.connect("/dev/log").ok()?;
+                Some(sock)
+            })
+            .flatten();
+        Logger {
+            prog: prog.to_string(),
+            threshold,
+            syslog,
+        }
+    }
+
+    pub fn enabled(&self, prio: i32) -> bool {
+        prio <= self.threshold
+    }
+
+    pub fn log(&self, prio: i32, msg: impl std::fmt::Display) {
+        if !self.enabled(prio) {
+            return;
+        }
+        let name = match prio {
+            LOG_CRIT => "FATAL",
+            LOG_ERR => "ERROR",
+            LOG_WARNING => "WARNING",
+            LOG_NOTICE => "NOTICE",
+            LOG_INFO => "INFO",
+            LOG_DEBUG => "DEBUG",
+            _ => "LOG",
+        };
+        match &self.syslog {
+            Some(sock) => {
+                const LOG_DAEMON: i32 = 3 << 3;
+                let line = format!("<{}>{}: {name}: {msg}", LOG_DAEMON | prio, self.prog);
+                let _ = sock.send(line.as_bytes());
+            }
+            None => {
+                let _ = std::io::stdout().flush();
+                let _ = writeln!(std::io::stderr(), "{}: {name}: {msg}", self.prog);
+            }
+        }
+    }
+
+    pub fn error(&self, msg: impl std::fmt::Display) {
+        self.log(LOG_ERR, msg);
+    }
+}
+
+/// An I/O error as C's strerror words it (no "(os error N)" suffix).
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 /// kmod's tool log line: `prog: PRIO: message` on stderr.

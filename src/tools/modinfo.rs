@@ -10,7 +10,7 @@ use kmod_rs::module::{has_module_suffix, ModuleError, ModuleFile};
 use kmod_rs::resolve::{absolute, Found, ModuleDir};
 use kmod_rs::signature::hex_wrapped;
 
-use super::{flag, help_text, log, parse, print_version, short_name, value};
+use super::{flag, help_or_version, log, parse, short_name, value};
 
 const USAGE: &[&str] = &["[options] <modulename|filename> [args]"];
 
@@ -71,17 +71,8 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         Ok(m) => m,
         Err(code) => return code,
     };
-    // getopt acts on -h or -V as soon as it reaches it: the earlier one wins.
-    match (first_index(&m, "help"), first_index(&m, "version")) {
-        (Some(h), v) if v.is_none_or(|v| h < v) => {
-            print!("{}", help_text(&cmd, prog, USAGE));
-            return 0;
-        }
-        (_, Some(_)) => {
-            print_version();
-            return 0;
-        }
-        _ => {}
+    if let Some(code) = help_or_version(&m, &cmd, prog, USAGE, 28) {
+        return code;
     }
     let names: Vec<String> = m
         .get_many::<OsString>("modules")
@@ -124,10 +115,6 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         return 1;
     }
     i32::from(!ok)
-}
-
-fn first_index(m: &ArgMatches, id: &str) -> Option<usize> {
-    m.get_flag(id).then(|| m.index_of(id)).flatten()
 }
 
 fn last_value(m: &ArgMatches, id: &str) -> Option<String> {

@@ -1,0 +1,503 @@
+//! The running kernel: module syscalls, `/proc/modules` and `/sys/module`.
+//!
+//! Everything goes through the [`Kernel`] trait so the logic above it (insmod,
+//! rmmod, lsmod, modprobe) is testable without root or a real kernel.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+use crate::compression::{self, Compression};
+use crate::elf::ModuleElf;
+use crate::module::ModuleFile;
+
+/// What the module tools need from a kernel.
+pub trait Kernel {
+    /// The text of `/proc/modules`.
+    fn proc_modules(&self) -> io::Result<String>;
+    /// The text of `/sys/module/<module>/<attr>`.
+    fn module_attr(&self, module: &str, attr: &str) -> io::Result<String>;
+    /// Whether `/sys/module/<module>` exists.
+    fn module_dir_exists(&self, module: &str) -> bool;
+    /// Names in `/sys/module/<module>/holders`, in directory order.
+    fn holders(&self, module: &str) -> io::Result<Vec<String>>;
+    /// The text of `/sys/module/compression` (in-kernel decompression support).
+    fn compression(&self) -> io::Result<String>;
+    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno>;
+    fn init_module(&self, image: &[u8], params: &CStr) -> Result<(), Errno>;
+    fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno>;
+}
+
+/// The kernel this process runs on (`/proc` and `/sys` at their usual places).
+pub struct LiveKernel {
+    sys_module: PathBuf,
+    proc_modules: PathBuf,
+}
+
+impl Default for LiveKernel {
+    fn default() -> Self {
+        LiveKernel {
+            sys_module: PathBuf::from("/sys/module"),
+            proc_modules: PathBuf::from("/proc/modules"),
+        }
+    }
+}
+
+impl Kernel for LiveKernel {
+    fn proc_modules(&self) -> io::Result<String> {
+        std::fs::read_to_string(&self.proc_modules)
+    }
+
+    fn module_attr(&self, module: &str, attr: &str) -> io::Result<String> {
+        std::fs::read_to_string(self.sys_module.join(module).join(attr))
+    }
+
+    fn module_dir_exists(&self, module: &str) -> bool {
+        self.sys_module.join(module).is_dir()
+    }
+
+    fn holders(&self, module: &str) -> io::Result<Vec<String>> {
+        std::fs::read_dir(self.sys_module.join(module).join("holders"))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
+    }
+
+    fn compression(&self) -> io::Result<String> {
+        std::fs::read_to_string(self.sys_module.join("compression"))
+    }
+
+    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno> {
+        let flags = nix::kmod::ModuleInitFlags::from_bits_retain(flags);
+        nix::kmod::finit_module(file.as_fd(), params, flags)
+    }
+
+    fn init_module(&self, image: &[u8], params: &CStr) -> Result<(), Errno> {
+        nix::kmod::init_module(image, params)
+    }
+
+    fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno> {
+        let flags = nix::kmod::DeleteModuleFlags::from_bits_retain(flags);
+        nix::kmod::delete_module(name, flags)
+    }
+}
+
+/// `finit_module` flags.
+pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
+pub const MODULE_INIT_IGNORE_VERMAGIC: u32 = 2;
+pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+/// `delete_module` flags: never block; force (needs CONFIG_MODULE_FORCE_UNLOAD).
+pub const REMOVE_NOWAIT: i32 = libc_flags::O_NONBLOCK;
+pub const REMOVE_FORCE: i32 = libc_flags::O_TRUNC;
+
+mod libc_flags {
+    pub const O_NONBLOCK: i32 = 0o4000;
+    pub const O_TRUNC: i32 = 0o1000;
+}
+
+/// A loaded module's state, from `/sys/module/<name>/initstate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitState {
+    Live,
+    Coming,
+    Going,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("not loaded")]
+    NotLoaded,
+    #[error("unknown /sys/module/{0}/initstate: '{1}'")]
+    Unknown(String, String),
+    #[error("could not read /sys/module/{0}/initstate: {1}")]
+    Io(String, io::Error),
+}
+
+/// The initstate of `module`; a module directory without the file is still coming.
+pub fn initstate(kernel: &dyn Kernel, module: &str) -> Result<InitState, StateError> {
+    match kernel.module_attr(module, "initstate") {
+        Ok(text) => match text.as_str() {
+            "live\n" => Ok(InitState::Live),
+            "coming\n" => Ok(InitState::Coming),
+            "going\n" => Ok(InitState::Going),
+            _ => Err(StateError::Unknown(module.into(), text)),
+        },
+        Err(_) if kernel.module_dir_exists(module) => Ok(InitState::Coming),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StateError::NotLoaded),
+        Err(e) => Err(StateError::Io(module.into(), e)),
+    }
+}
+
+/// `/sys/module/<module>/refcnt`.
+pub fn refcnt(kernel: &dyn Kernel, module: &str) -> io::Result<i64> {
+    let text = kernel.module_attr(module, "refcnt")?;
+    text.trim().parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad refcnt '{}'", text.trim()),
+        )
+    })
+}
+
+/// A row of `lsmod`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedModule {
+    pub name: String,
+    /// `coresize`, else the size column of /proc/modules.
+    pub size: u64,
+    /// The refcnt, or a negative errno when it cannot be read (as kmod prints it).
+    pub use_count: i64,
+    pub holders: Vec<String>,
+}
+
+/// Loaded modules in `/proc/modules` order with sizes, use counts and holders.
+pub fn loaded_modules(kernel: &dyn Kernel) -> io::Result<Vec<LoadedModule>> {
+    let text = kernel.proc_modules()?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let mut cols = line.split_whitespace();
+            let name = cols.next()?.to_string();
+            let proc_size = cols.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let size = kernel
+                .module_attr(&name, "coresize")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(proc_size);
+            let use_count = match refcnt(kernel, &name) {
+                Ok(n) => n,
+                Err(e) => -i64::from(e.raw_os_error().unwrap_or(Errno::EINVAL as i32)),
+            };
+            let holders = kernel.holders(&name).unwrap_or_default();
+            Some(LoadedModule {
+                name,
+                size,
+                use_count,
+                holders,
+            })
+        })
+        .collect())
+}
+
+/// How to insert a module.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InsertFlags {
+    pub force_vermagic: bool,
+    pub force_modversion: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("{0}")]
+    Open(#[source] crate::module::ModuleError),
+    #[error("Failed to strip version information: {0}")]
+    Strip(Errno),
+    #[error("unknown kernel compression {0}")]
+    UnknownKernelCompression(String),
+    /// The kernel refused the module.
+    #[error("{0}")]
+    Kernel(Errno),
+}
+
+impl InsertError {
+    pub fn errno(&self) -> Errno {
+        match self {
+            InsertError::Open(e) => e.errno(),
+            InsertError::Strip(e) | InsertError::Kernel(e) => *e,
+            InsertError::UnknownKernelCompression(_) => Errno::EINVAL,
+        }
+    }
+}
+
+/// Loads a module file: `finit_module` on the file itself when the kernel can take
+/// it as is (uncompressed, or compressed the way the kernel decompresses), else the
+/// decompressed image through `init_module`, which is also the fallback when the
+/// kernel lacks `finit_module`.
+pub fn insert_module(
+    kernel: &dyn Kernel,
+    path: &std::path::Path,
+    params: &str,
+    flags: InsertFlags,
+) -> Result<(), InsertError> {
+    let params = CString::new(params.replace('\0', "")).unwrap_or_default();
+    let file = File::open(path)
+        .map_err(|e| InsertError::Open(crate::module::ModuleError::Io(path.into(), e)))?;
+    let mut head = [0u8; compression::MIN_FILE_SIZE];
+    let read = read_head(&file, &mut head)
+        .map_err(|e| InsertError::Open(crate::module::ModuleError::Io(path.into(), e)))?;
+    if read < head.len() {
+        // kmod reads six magic bytes first; a shorter file is EINVAL.
+        return Err(InsertError::Kernel(Errno::EINVAL));
+    }
+    let kind = Compression::detect(&head);
+    let kernel_kind =
+        match kernel.compression() {
+            Ok(text) => Some(Compression::from_kernel_name(&text).ok_or_else(|| {
+                InsertError::UnknownKernelCompression(text.trim_end().to_string())
+            })?),
+            Err(_) => None,
+        };
+    if kind == Compression::None || Some(kind) == kernel_kind {
+        let mut kflags = 0;
+        if kind != Compression::None {
+            kflags |= MODULE_INIT_COMPRESSED_FILE;
+        }
+        if flags.force_vermagic {
+            kflags |= MODULE_INIT_IGNORE_VERMAGIC;
+        }
+        if flags.force_modversion {
+            kflags |= MODULE_INIT_IGNORE_MODVERSIONS;
+        }
+        match kernel.finit_module(&file, &params, kflags) {
+            Err(Errno::ENOSYS) => {}
+            other => return other.map_err(InsertError::Kernel),
+        }
+    }
+    let module = ModuleFile::open(path).map_err(InsertError::Open)?;
+    if !(flags.force_vermagic || flags.force_modversion) {
+        return kernel
+            .init_module(module.data(), &params)
+            .map_err(InsertError::Kernel);
+    }
+    let elf = ModuleElf::parse(module.data()).map_err(|e| InsertError::Strip(e.errno()))?;
+    let mut image = if flags.force_modversion {
+        elf.strip_modversions()
+    } else {
+        module.data().to_vec()
+    };
+    if flags.force_vermagic {
+        let stripped = ModuleElf::parse(&image)
+            .map_err(|e| InsertError::Strip(e.errno()))?
+            .strip_vermagic()
+            .map_err(|e| InsertError::Strip(e.errno()))?;
+        image = stripped;
+    }
+    kernel
+        .init_module(&image, &params)
+        .map_err(InsertError::Kernel)
+}
+
+fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], done as u64)? {
+            0 => break,
+            n => done += n,
+        }
+    }
+    Ok(done)
+}
+
+/// `delete_module` as kmod calls it: never waiting, optionally forced.
+pub fn remove_module(kernel: &dyn Kernel, name: &str, force: bool) -> Result<(), Errno> {
+    let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    let flags = REMOVE_NOWAIT | if force { REMOVE_FORCE } else { 0 };
+    kernel.delete_module(&name, flags)
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! An in-memory kernel for tests.
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    #[derive(Default)]
+    pub struct FakeKernel {
+        pub proc_modules: Option<String>,
+        /// (module, attr) → content; a module with any entry has a directory.
+        pub attrs: BTreeMap<(String, String), String>,
+        pub holders: BTreeMap<String, Vec<String>>,
+        pub compression: Option<String>,
+        pub finit_result: Option<Errno>,
+        pub init_result: Option<Errno>,
+        pub delete_result: Option<Errno>,
+        pub calls: RefCell<Vec<String>>,
+    }
+
+    impl Kernel for FakeKernel {
+        fn proc_modules(&self) -> io::Result<String> {
+            self.proc_modules
+                .clone()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+        fn module_attr(&self, module: &str, attr: &str) -> io::Result<String> {
+            self.attrs
+                .get(&(module.to_string(), attr.to_string()))
+                .cloned()
+                .ok_or_else(|| io::Error::from_raw_os_error(Errno::ENOENT as i32))
+        }
+        fn module_dir_exists(&self, module: &str) -> bool {
+            self.attrs.keys().any(|(m, _)| m == module)
+        }
+        fn holders(&self, module: &str) -> io::Result<Vec<String>> {
+            Ok(self.holders.get(module).cloned().unwrap_or_default())
+        }
+        fn compression(&self) -> io::Result<String> {
+            self.compression
+                .clone()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+        fn finit_module(&self, _: &File, params: &CStr, flags: u32) -> Result<(), Errno> {
+            self.calls
+                .borrow_mut()
+                .push(format!("finit_module({params:?}, {flags})"));
+            self.finit_result.map_or(Ok(()), Err)
+        }
+        fn init_module(&self, image: &[u8], params: &CStr) -> Result<(), Errno> {
+            self.calls
+                .borrow_mut()
+                .push(format!("init_module({} bytes, {params:?})", image.len()));
+            self.init_result.map_or(Ok(()), Err)
+        }
+        fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno> {
+            self.calls
+                .borrow_mut()
+                .push(format!("delete_module({name:?}, {flags:#o})"));
+            self.delete_result.map_or(Ok(()), Err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeKernel;
+    use super::*;
+
+    fn attr(k: &mut FakeKernel, m: &str, a: &str, v: &str) {
+        k.attrs.insert((m.into(), a.into()), v.into());
+    }
+
+    #[test]
+    fn lsmod_rows_follow_proc_modules() {
+        let mut k = FakeKernel {
+            proc_modules: Some(
+                "btusb 65536 0 - Live 0x0\nbluetooth 1000000 3 btusb, Live 0x0\ngone 10 0 - Live 0x0\n"
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        attr(&mut k, "btusb", "coresize", "11216\n");
+        attr(&mut k, "btusb", "refcnt", "0\n");
+        attr(&mut k, "bluetooth", "coresize", "577536\n");
+        attr(&mut k, "bluetooth", "refcnt", "31\n");
+        k.holders
+            .insert("bluetooth".into(), vec!["btrtl".into(), "btusb".into()]);
+        let rows = loaded_modules(&k).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].size, rows[0].use_count), (11216, 0));
+        assert_eq!(rows[1].holders, ["btrtl", "btusb"]);
+        // No sysfs entry: size from /proc/modules, refcnt as -ENOENT.
+        assert_eq!((rows[2].size, rows[2].use_count), (10, -2));
+    }
+
+    #[test]
+    fn initstates() {
+        let mut k = FakeKernel::default();
+        attr(&mut k, "a", "initstate", "live\n");
+        attr(&mut k, "b", "refcnt", "0\n");
+        attr(&mut k, "c", "initstate", "weird\n");
+        assert_eq!(initstate(&k, "a").unwrap(), InitState::Live);
+        assert_eq!(initstate(&k, "b").unwrap(), InitState::Coming);
+        assert!(matches!(initstate(&k, "c"), Err(StateError::Unknown(..))));
+        assert!(matches!(initstate(&k, "d"), Err(StateError::NotLoaded)));
+    }
+
+    fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("kmod-rs-kernel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+
+    fn xz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn insert_paths() {
+        let plain = temp_file("plain.ko", b"\x7fELF-not-really-but-the-kernel-decides");
+        let packed = temp_file("packed.ko.xz", &xz(b"\x7fELF-payload"));
+        let none = InsertFlags::default();
+
+        // Plain file: finit_module on the file.
+        let k = FakeKernel::default();
+        insert_module(&k, &plain, "a=1", none).unwrap();
+        assert_eq!(*k.calls.borrow(), ["finit_module(\"a=1\", 0)"]);
+
+        // Compressed like the kernel decompresses: finit_module with COMPRESSED_FILE.
+        let k = FakeKernel {
+            compression: Some("xz\n".into()),
+            ..Default::default()
+        };
+        insert_module(&k, &packed, "", none).unwrap();
+        assert_eq!(*k.calls.borrow(), ["finit_module(\"\", 4)"]);
+
+        // The kernel cannot decompress it: we do, then init_module.
+        let k = FakeKernel {
+            compression: Some("zstd\n".into()),
+            ..Default::default()
+        };
+        insert_module(&k, &packed, "", none).unwrap();
+        assert_eq!(*k.calls.borrow(), ["init_module(12 bytes, \"\")"]);
+
+        // No finit_module in the kernel: fall back to init_module.
+        let k = FakeKernel {
+            finit_result: Some(Errno::ENOSYS),
+            ..Default::default()
+        };
+        insert_module(&k, &plain, "", none).unwrap();
+        assert_eq!(k.calls.borrow().len(), 2);
+
+        // Any other refusal is final.
+        let k = FakeKernel {
+            finit_result: Some(Errno::EEXIST),
+            ..Default::default()
+        };
+        assert!(matches!(
+            insert_module(&k, &plain, "", none),
+            Err(InsertError::Kernel(Errno::EEXIST))
+        ));
+
+        // Unknown kernel compression text.
+        let k = FakeKernel {
+            compression: Some("lz4\n".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            insert_module(&k, &packed, "", none),
+            Err(InsertError::UnknownKernelCompression(_))
+        ));
+
+        // A truncated compressed file is an error before any syscall.
+        let broken = temp_file("broken.ko.xz", &xz(b"\x7fELF-payload")[..20]);
+        let k = FakeKernel::default();
+        assert!(matches!(
+            insert_module(&k, &broken, "", none),
+            Err(InsertError::Open(_))
+        ));
+        assert!(k.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn delete_never_blocks() {
+        let k = FakeKernel::default();
+        remove_module(&k, "dummy", false).unwrap();
+        remove_module(&k, "dummy", true).unwrap();
+        assert_eq!(
+            *k.calls.borrow(),
+            [
+                "delete_module(\"dummy\", 0o4000)",
+                "delete_module(\"dummy\", 0o5000)"
+            ]
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub mod insmod;
 pub mod lsmod;
 pub mod modinfo;
 pub mod rmmod;
+pub mod static_nodes;
 
 /// Version line kept in kmod's layout (`kmod version N`), which scripts parse; the
 /// feature line lists what this build supports in kmod's order and spelling.
@@ -83,6 +84,7 @@ pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
             0
         }
         "list" => lsmod::run(argv0, args),
+        "static-nodes" => static_nodes::run(argv0, args),
         _ => run_tool(&command, &command, args).unwrap_or_else(|| {
             eprintln!("invalid command '{command}'");
             kmod_help();
@@ -101,7 +103,8 @@ fn kmod_help() {
          \t-h, --help        show this help\n\n\
          Commands:\n  \
          help         show help message\n  \
-         list         list currently loaded modules\n\
+         list         list currently loaded modules\n  \
+         static-nodes output the static-node information installed with the currently running kernel\n\
          \nkmod also handles gracefully if called from following symlinks:\n  \
          lsmod        compat lsmod command\n  \
          rmmod        compat rmmod command\n  \

@@ -1,125 +1,311 @@
-//! Shell-style pattern matching with glibc `fnmatch(pattern, string, 0)` semantics,
-//! which libkmod uses for alias wildcards: `*`, `?`, bracket expressions with ranges,
-//! negation (`!` or `^`) and `[:class:]` names, and backslash escapes. With flags 0,
-//! `/` and leading dots are ordinary characters.
+//! Shell-style pattern matching with glibc `fnmatch(pattern, string, 0)` semantics in the
+//! C locale, which libkmod uses for alias wildcards: `*`, `?`, bracket expressions with
+//! ranges, `!`/`^` negation, `[:class:]`, `[=c=]` and `[.c.]` items, and backslash
+//! escapes. With flags 0, `/` and leading dots are ordinary characters.
+//!
+//! glibc's quirks are kept, because alias patterns come from arbitrary modules:
+//! * a `[` without a closing `]` is a literal `[` (but only if no item inside it matched);
+//! * a trailing backslash, an unknown class name or a malformed `[.`/`[=` item make the
+//!   match fail at that point;
+//! * a `[:` whose name has a character outside `a`..`y` is not a class: its `[` is an
+//!   ordinary bracket item.
+//!
+//! Both inputs end at their first NUL, as C strings would.
+
+/// Longest class name glibc accepts inside `[:` `:]`.
+const CLASS_NAME_MAX: usize = 256;
 
 pub fn fnmatch(pattern: &str, s: &str) -> bool {
     fnmatch_bytes(pattern.as_bytes(), s.as_bytes())
 }
 
 pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
-    // Iterative matching with backtracking to the last `*`: linear memory, no recursion.
-    let (mut p, mut i) = (0, 0);
+    let pat = Pattern(until_nul(pattern));
+    let s = until_nul(s);
+    // Iterative matching that retries from the last `*` only: linear memory, no
+    // recursion, and the same answers as glibc's segment-by-segment search.
+    let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     loop {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    // Consecutive stars are one star.
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    star = Some((p, i));
-                    continue;
+        let advanced = match pat.at(p) {
+            0 => {
+                if n == s.len() {
+                    return true;
                 }
-                b'?' => {
-                    if i < s.len() {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
+                None
+            }
+            b'*' => {
+                while pat.at(p) == b'*' {
+                    p += 1;
                 }
-                b'[' => match bracket(pattern, p, s.get(i).copied()) {
-                    Some((true, next)) => {
-                        p = next;
-                        i += 1;
-                        continue;
-                    }
-                    Some((false, _)) => {}
-                    // An unterminated bracket is a literal '['.
-                    None if s.get(i) == Some(&b'[') => {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                    None => {}
+                star = Some((p, n));
+                continue;
+            }
+            b'?' => (n < s.len()).then_some(p + 1),
+            b'\\' => match pat.at(p + 1) {
+                0 => None,
+                c => (s.get(n) == Some(&c)).then_some(p + 2),
+            },
+            b'[' => match s.get(n) {
+                None => None,
+                Some(&c) => match bracket(&pat, p + 1, c) {
+                    Bracket::Matched(next) => Some(next),
+                    Bracket::Failed => None,
+                    Bracket::Unterminated => (c == b'[').then_some(p + 1),
                 },
-                c => {
-                    // A backslash escapes the next character; a trailing one is literal.
-                    let (literal, width) = match pattern.get(p + 1) {
-                        Some(&next) if c == b'\\' => (next, 2),
-                        _ => (c, 1),
-                    };
-                    if s.get(i) == Some(&literal) {
-                        p += width;
-                        i += 1;
-                        continue;
-                    }
+            },
+            c => (s.get(n) == Some(&c)).then_some(p + 1),
+        };
+        match advanced {
+            Some(next) => {
+                p = next;
+                n += 1;
+            }
+            // Mismatch: let the last star swallow one more character, if it can.
+            None => match star {
+                Some((sp, sn)) if sn < s.len() => {
+                    star = Some((sp, sn + 1));
+                    p = sp;
+                    n = sn + 1;
                 }
-            }
-        } else if i == s.len() {
-            return true;
-        }
-        // Mismatch: let the last star swallow one more character, if it can.
-        match star {
-            Some((sp, si)) if si < s.len() => {
-                star = Some((sp, si + 1));
-                p = sp;
-                i = si + 1;
-            }
-            _ => return false,
+                _ => return false,
+            },
         }
     }
 }
 
-/// Matches `c` against the bracket expression starting at `pattern[start] == '['`.
-/// Returns (matched, index after the closing `]`), or None if it is unterminated.
-fn bracket(pattern: &[u8], start: usize, c: Option<u8>) -> Option<(bool, usize)> {
-    let mut p = start + 1;
-    let negate = matches!(pattern.get(p), Some(b'!') | Some(b'^'));
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(end) => &bytes[..end],
+        None => bytes,
+    }
+}
+
+/// A pattern read like a C string: past the end, every byte is NUL.
+struct Pattern<'a>(&'a [u8]);
+
+impl Pattern<'_> {
+    fn at(&self, i: usize) -> u8 {
+        self.0.get(i).copied().unwrap_or(0)
+    }
+}
+
+enum Bracket {
+    /// The character matched; matching resumes at this pattern index.
+    Matched(usize),
+    Failed,
+    /// No closing `]` and no item matched: the `[` stands for itself.
+    Unterminated,
+}
+
+/// Matches `c` against the bracket expression whose items start at `p` (just after `[`).
+fn bracket(pat: &Pattern, mut p: usize, c: u8) -> Bracket {
+    let negate = matches!(pat.at(p), b'!' | b'^');
     if negate {
         p += 1;
     }
-    let present = c.is_some();
-    let c = c.unwrap_or(0);
-    let mut matched = false;
-    let mut first = true;
+    let matched = |after: usize| match skip_to_close(pat, after) {
+        Some(next) if !negate => Bracket::Matched(next),
+        _ => Bracket::Failed,
+    };
+    // `item` is the byte that starts the current item; `p` indexes the byte after it.
+    let mut item = pat.at(p);
+    p += 1;
     loop {
-        let ch = *pattern.get(p)?;
-        if ch == b']' && !first {
-            // Past the end of the string nothing matches, negated or not.
-            return Some((present && matched != negate, p + 1));
-        }
-        first = false;
-        if ch == b'[' && pattern.get(p + 1) == Some(&b':') {
-            let end = pattern[p + 2..].windows(2).position(|w| w == b":]")? + p + 2;
-            let name = &pattern[p + 2..end];
-            matched |= class_contains(name, c)?;
-            p = end + 2;
-            continue;
-        }
-        let (lo, next) = literal(pattern, p)?;
-        if pattern.get(next) == Some(&b'-') && pattern.get(next + 1).is_some_and(|&b| b != b']') {
-            let (hi, after) = literal(pattern, next + 1)?;
-            matched |= lo <= c && c <= hi;
-            p = after;
-        } else {
-            matched |= lo == c;
+        // Resolve the item to a single character `lo` (which may start a range), unless
+        // it is a class or an equivalence class, which are complete in themselves.
+        let mut from_symbol = false;
+        let lo = if item == b'\\' {
+            let escaped = pat.at(p);
+            if escaped == 0 {
+                return Bracket::Failed;
+            }
+            p += 1;
+            escaped
+        } else if item == b'[' && pat.at(p) == b':' {
+            match class_item(pat, p) {
+                ClassItem::Class(name, next) => match class_contains(name, c) {
+                    Some(true) => return matched(next),
+                    Some(false) => {
+                        item = pat.at(next);
+                        p = next + 1;
+                        if item == b']' {
+                            break;
+                        }
+                        continue;
+                    }
+                    None => return Bracket::Failed,
+                },
+                ClassItem::TooLong => return Bracket::Failed,
+                ClassItem::NotAClass => b'[',
+            }
+        } else if item == b'[' && pat.at(p) == b'=' {
+            let x = pat.at(p + 1);
+            if x != 0 && pat.at(p + 2) == b'=' && pat.at(p + 3) == b']' {
+                if c == x {
+                    return matched(p + 4);
+                }
+                item = pat.at(p + 4);
+                p += 5;
+                if item == b']' {
+                    break;
+                }
+                continue;
+            }
+            b'['
+        } else if item == 0 {
+            return Bracket::Unterminated;
+        } else if item == b'[' && pat.at(p) == b'.' {
+            let Some((symbol, next)) = collating_symbol(pat, p) else {
+                return Bracket::Failed;
+            };
             p = next;
+            from_symbol = true;
+            symbol
+        } else {
+            item
+        };
+
+        // A following `-` makes a range unless it ends the expression.
+        let is_range =
+            pat.at(p) == b'-' && pat.at(p + 1) != 0 && (from_symbol || pat.at(p + 1) != b']');
+        if !is_range && lo == c {
+            return matched(p);
+        }
+        item = pat.at(p);
+        p += 1;
+        if item == b'-' && pat.at(p) != b']' {
+            let mut hi = pat.at(p);
+            p += 1;
+            if hi == b'[' && pat.at(p) == b'.' {
+                let Some((symbol, next)) = collating_symbol(pat, p) else {
+                    return Bracket::Failed;
+                };
+                hi = symbol;
+                p = next;
+            } else {
+                if hi == b'\\' {
+                    hi = pat.at(p);
+                    p += 1;
+                }
+                if hi == 0 {
+                    return Bracket::Failed;
+                }
+            }
+            if lo <= c && c <= hi {
+                return matched(p);
+            }
+            item = pat.at(p);
+            p += 1;
+        }
+        if item == b']' {
+            break;
+        }
+    }
+    if negate {
+        Bracket::Matched(p)
+    } else {
+        Bracket::Failed
+    }
+}
+
+enum ClassItem<'a> {
+    /// A `[:name:]` item and the index after it.
+    Class(&'a [u8], usize),
+    TooLong,
+    /// Not shaped like a class name: the `[` is an ordinary item.
+    NotAClass,
+}
+
+/// Reads `[:name:]` given `p` at its `:`.
+fn class_item<'a>(pat: &Pattern<'a>, p: usize) -> ClassItem<'a> {
+    let start = p + 1;
+    let mut q = start;
+    loop {
+        if q - start == CLASS_NAME_MAX {
+            return ClassItem::TooLong;
+        }
+        match pat.at(q) {
+            b':' if pat.at(q + 1) == b']' => return ClassItem::Class(&pat.0[start..q], q + 2),
+            b'a'..=b'y' => q += 1,
+            _ => return ClassItem::NotAClass,
         }
     }
 }
 
-/// One possibly backslash-escaped character of a bracket expression.
-fn literal(pattern: &[u8], p: usize) -> Option<(u8, usize)> {
-    match *pattern.get(p)? {
-        b'\\' => Some((*pattern.get(p + 1)?, p + 2)),
-        c => Some((c, p + 1)),
+/// Reads `[.c.]` given `p` at its first `.`: the character and the index after it. In
+/// the C locale only one-character symbols exist; anything else fails the match.
+fn collating_symbol(pat: &Pattern, p: usize) -> Option<(u8, usize)> {
+    let start = p + 1;
+    let mut q = start;
+    loop {
+        match pat.at(q) {
+            0 => return None,
+            b'.' if pat.at(q + 1) == b']' => break,
+            _ => q += 1,
+        }
+    }
+    (q - start == 1).then(|| (pat.at(start), q + 2))
+}
+
+/// After a successful item, skips the rest of the expression as glibc does (checking
+/// only its shape): the index after the closing `]`, or None if the pattern is cut short.
+fn skip_to_close(pat: &Pattern, mut p: usize) -> Option<usize> {
+    loop {
+        let c = pat.at(p);
+        p += 1;
+        match c {
+            b']' => return Some(p),
+            0 => return None,
+            b'\\' => {
+                if pat.at(p) == 0 {
+                    return None;
+                }
+                p += 1;
+            }
+            b'[' if pat.at(p) == b':' => {
+                let start = p;
+                let mut len = 0;
+                loop {
+                    p += 1;
+                    len += 1;
+                    if len == CLASS_NAME_MAX {
+                        return None;
+                    }
+                    if pat.at(p) == b':' && pat.at(p + 1) == b']' {
+                        p += 2;
+                        break;
+                    }
+                    if !(b'a'..=b'y').contains(&pat.at(p)) {
+                        // Not a class after all: go on from its `:`.
+                        p = start;
+                        break;
+                    }
+                }
+            }
+            b'[' if pat.at(p) == b'=' => {
+                if pat.at(p + 1) == 0 || pat.at(p + 2) != b'=' || pat.at(p + 3) != b']' {
+                    return None;
+                }
+                p += 4;
+            }
+            b'[' if pat.at(p) == b'.' => {
+                p += 1;
+                loop {
+                    match pat.at(p) {
+                        0 => return None,
+                        b'.' if pat.at(p + 1) == b']' => break,
+                        _ => p += 1,
+                    }
+                }
+                p += 2;
+            }
+            _ => {}
+        }
     }
 }
 
-/// Character classes in the C locale; None for an unknown name (the pattern is then
-/// invalid and matches nothing, as in glibc).
+/// Character classes of the C locale; None for an unknown name.
 fn class_contains(name: &[u8], c: u8) -> Option<bool> {
     Some(match name {
         b"alnum" => c.is_ascii_alphanumeric(),
@@ -140,18 +326,28 @@ fn class_contains(name: &[u8], c: u8) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::fnmatch;
+    use super::{fnmatch, fnmatch_bytes};
 
     #[test]
-    fn glibc_semantics() {
+    fn wildcards() {
         let cases = [
+            ("", "", true),
+            ("", "a", false),
             ("*", "", true),
             ("*", "a/b", true),
+            ("**", "ab", true),
+            (".*", ".hidden", true),
             ("a*b", "ab", true),
             ("a*b", "axxbxb", true),
             ("a*b", "axxbx", false),
+            ("a*b*c", "abbbcbc", true),
+            ("*?", "", false),
+            ("*??", "ab", true),
+            ("*??", "a", false),
             ("?", "", false),
             ("?", "x", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
             (
                 "pci:v00008086d*sv*sd*bc*sc*i*",
                 "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00",
@@ -162,26 +358,130 @@ mod tests {
                 "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00",
                 false,
             ),
-            ("[abc]", "b", true),
-            ("[!abc]", "b", false),
-            ("[^abc]", "d", true),
-            ("[a-c]x", "bx", true),
-            ("[]]", "]", true),
-            ("[a-]", "-", true),
-            ("[[:digit:]]*", "7z", true),
-            ("[[:alpha:]]", "7", false),
-            ("\\*", "*", true),
-            ("\\*", "a", false),
-            ("[", "[", true),
-            ("a[", "a[", true),
-            ("*[", "x[", true),
             (
                 "usb:v*p*d*dc*dsc*dp*ic03isc01ip02in*",
                 "usb:v046Dp1234d0100dc00dsc00dp00ic03isc01ip02in00",
                 true,
             ),
         ];
-        for (p, s, want) in cases {
+        check(&cases);
+    }
+
+    #[test]
+    fn escapes() {
+        let cases = [
+            ("\\*", "*", true),
+            ("\\*", "a", false),
+            ("\\a", "a", true),
+            ("a\\", "a", false),
+            ("a\\", "a\\", false),
+            ("*\\", "x\\", false),
+            ("[\\]]", "]", true),
+            ("[\\", "[\\", false),
+            ("[a\\-z]", "-", true),
+            ("[a\\-z]", "b", false),
+            ("[a-\\z]", "m", true),
+        ];
+        check(&cases);
+    }
+
+    #[test]
+    fn brackets() {
+        let cases = [
+            ("[abc]", "b", true),
+            ("[abc]", "", false),
+            ("[!abc]", "b", false),
+            ("[!abc]", "d", true),
+            ("[^abc]", "d", true),
+            ("[^abc]", "a", false),
+            ("[a-c]x", "bx", true),
+            ("[a-c]x", "dx", false),
+            ("[c-a]", "b", false),
+            ("[]]", "]", true),
+            ("[]a]", "a", true),
+            ("[!]]", "]", false),
+            ("[!]]", "a", true),
+            ("[a-]", "-", true),
+            ("[a-]", "b", false),
+            ("[--0]", "/", true),
+            ("[%--]", ",", true),
+            ("[a-c-e]", "-", true),
+            ("[a-c-e]", "d", false),
+            ("[a-c-e]", "e", true),
+            ("[*?]", "?", true),
+            ("[*?]", "x", false),
+            ("*[0-9]", "abc7", true),
+            ("*[0-9]", "abc", false),
+        ];
+        check(&cases);
+    }
+
+    #[test]
+    fn unterminated_brackets() {
+        let cases = [
+            ("[", "[", true),
+            ("[", "", false),
+            ("a[", "a[", true),
+            ("*[", "x[", true),
+            ("[ab", "[ab", true),
+            ("[ab", "a", false),
+            ("[!ab", "[!ab", true),
+            ("[!ab", "x", false),
+            ("[a-", "[a-", false),
+            ("[a-", "a", false),
+            ("[a-b", "[a-b", true),
+        ];
+        check(&cases);
+    }
+
+    #[test]
+    fn classes_and_symbols() {
+        let cases = [
+            ("[[:digit:]]*", "7z", true),
+            ("[[:alpha:]]", "7", false),
+            ("[[:alpha:][:digit:]]", "7", true),
+            ("[![:space:]]", " ", false),
+            ("[[:space:]]", "\x0b", true),
+            ("[[:punct:]]", "_", true),
+            ("[[:xdigit:]]", "g", false),
+            ("[[:upper:]-]", "-", true),
+            // Unknown names fail, even if the character would match something later.
+            ("[[:foo:]a]", "a", false),
+            // ...but a match before the unknown name wins: the rest is only skipped.
+            ("[a[:foo:]]", "a", true),
+            ("*[a[:foo:]]", "ba", true),
+            // A `z` means it cannot be a class name, so `[` is an ordinary item.
+            ("[[:z:]]", "[]", true),
+            ("[[:z:]]", ":]", true),
+            ("[[:]", "[", true),
+            ("[[:]", ":", true),
+            ("[[=a=]]", "a", true),
+            ("[[=a=]b]", "b", true),
+            ("[[=ab=]]", "[]", true),
+            ("[[=ab=]]", "[ab=]", false),
+            ("[[.a.]]", "a", true),
+            ("[[.-.]]", "-", true),
+            ("[[.a.]-c]", "b", true),
+            ("[a-[.c.]]", "b", true),
+            ("[[.ab.]]", "a", false),
+            ("[[.a]", "[.a]", false),
+            ("[a[.b]", "a", false),
+            ("[a[=b]", "a", false),
+        ];
+        check(&cases);
+    }
+
+    #[test]
+    fn c_strings_and_bytes() {
+        assert!(fnmatch("ab\0cd", "ab"));
+        assert!(fnmatch("ab", "ab\0zz"));
+        assert!(fnmatch_bytes(b"[\x80-\xff]", b"\xc3"));
+        assert!(!fnmatch_bytes(b"[[:alpha:]]", b"\xc3"));
+        assert!(fnmatch_bytes(b"?", b"\xff"));
+    }
+
+    fn check(cases: &[(&str, &str, bool)]) {
+        for &(p, s, want) in cases {
             assert_eq!(fnmatch(p, s), want, "fnmatch({p:?}, {s:?})");
         }
     }

@@ -1,14 +1,18 @@
-//! The `modules.*.bin` index: a path-compressed trie of byte-string keys, each
-//! holding a list of (priority, value) pairs. Big-endian throughout.
+//! The `modules.*.bin` index: a path-compressed trie of byte-string keys, each holding a
+//! list of (priority, value) pairs, big-endian throughout.
 //!
-//! Reader: memory-mapped, bounds-checked, with libkmod's exact and wildcard search.
+//! [`Index`] reads one (memory-mapped, every offset bounds-checked) with libkmod's exact,
+//! wildcard and dump walks; [`IndexBuilder`] builds one the way depmod does and writes
+//! the same bytes as kmod 34.2.
 
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use crate::fnmatch::fnmatch;
+use crate::fnmatch::fnmatch_bytes;
 
 const MAGIC: u32 = 0xB007_F457;
 const MAJOR_VERSION: u32 = 2;
+const VERSION: u32 = (MAJOR_VERSION << 16) | 1;
 const HEADER_LEN: usize = 12;
 const NODE_PREFIX: u32 = 0x8000_0000;
 const NODE_VALUES: u32 = 0x4000_0000;
@@ -16,9 +20,7 @@ const NODE_CHILDS: u32 = 0x2000_0000;
 const NODE_OFFSET_MASK: u32 = 0x0FFF_FFFF;
 /// Child characters are 7-bit.
 const CHILD_MAX: u8 = 128;
-/// Deepest node walk before a (corrupt, looping) file is given up on; real keys are
-/// far shorter than PATH_MAX.
-const MAX_DEPTH: usize = 4096;
+const WILDCARDS: [u8; 3] = [b'*', b'?', b'['];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexValue {
@@ -29,13 +31,27 @@ pub struct IndexValue {
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("{}: {}", .0.display(), .1)]
-    Io(std::path::PathBuf, std::io::Error),
+    Io(PathBuf, io::Error),
     #[error("index too short ({0} bytes)")]
     TooShort(usize),
     #[error("not a module index (bad magic 0x{0:08x})")]
     BadMagic(u32),
     #[error("unsupported index version 0x{0:08x}")]
     BadVersion(u32),
+    /// depmod refuses such strings (fatally); see [`check_ascii`].
+    #[error("bad character 0x{byte:02x} in {text:?}: only 7-bit ASCII is supported")]
+    NonAscii { byte: u8, text: String },
+}
+
+/// depmod's check on every key and value before it enters an index.
+pub fn check_ascii(text: &str) -> Result<(), IndexError> {
+    match text.bytes().find(|&b| b >= CHILD_MAX) {
+        Some(byte) => Err(IndexError::NonAscii {
+            byte,
+            text: text.to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 enum Data {
@@ -49,14 +65,52 @@ pub struct Index {
     root: u32,
 }
 
-/// A node read from the file: its prefix, child table and value list.
+/// A node read from the file.
 struct Node<'a> {
     prefix: &'a [u8],
+    /// Character of the first child slot.
     first: u8,
-    last: u8,
-    children: &'a [u8],
+    /// BE32 child words, one per character from `first` on.
+    slots: &'a [u8],
     value_count: u32,
+    /// From the first value to the end of the file.
     values: &'a [u8],
+}
+
+impl<'a> Node<'a> {
+    fn slot_count(&self) -> usize {
+        self.slots.len() / 4
+    }
+
+    fn slot(&self, i: usize) -> u32 {
+        be32(self.slots, 4 * i).unwrap_or(0)
+    }
+
+    fn child_word(&self, ch: u8) -> u32 {
+        match ch.checked_sub(self.first) {
+            Some(i) if usize::from(i) < self.slot_count() => self.slot(usize::from(i)),
+            _ => 0,
+        }
+    }
+
+    /// The values in stored order; stops at the first one that runs off the file.
+    fn values(&self) -> impl Iterator<Item = (u32, &'a [u8])> + 'a {
+        let mut rest = self.values;
+        (0..self.value_count).map_while(move |_| {
+            let priority = be32(rest, 0)?;
+            let value = c_str(rest, 4)?;
+            rest = &rest[4 + value.len() + 1..];
+            Some((priority, value))
+        })
+    }
+}
+
+/// A node being walked, with the next child slot to visit and the length to cut the
+/// key buffer back to when leaving it.
+struct Frame<'a> {
+    node: Node<'a>,
+    next_slot: usize,
+    restore: usize,
 }
 
 impl Index {
@@ -77,18 +131,17 @@ impl Index {
             Data::Mapped(m) => m,
             Data::Owned(v) => v,
         };
-        if bytes.len() < HEADER_LEN {
+        let (Some(magic), Some(version), Some(root)) =
+            (be32(bytes, 0), be32(bytes, 4), be32(bytes, 8))
+        else {
             return Err(IndexError::TooShort(bytes.len()));
-        }
-        let magic = be32(bytes, 0).unwrap_or(0);
+        };
         if magic != MAGIC {
             return Err(IndexError::BadMagic(magic));
         }
-        let version = be32(bytes, 4).unwrap_or(0);
         if version >> 16 != MAJOR_VERSION {
             return Err(IndexError::BadVersion(version));
         }
-        let root = be32(bytes, 8).unwrap_or(0);
         Ok(Index { data, root })
     }
 
@@ -99,6 +152,13 @@ impl Index {
         }
     }
 
+    /// Bounds every walk: a well-formed file has fewer nodes plus values than bytes,
+    /// so running out means the file loops or shares subtrees.
+    fn budget(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Parses the node a word points at; None for "no node" or anything malformed.
     fn node(&self, word: u32) -> Option<Node<'_>> {
         let data = self.bytes();
         let offset = (word & NODE_OFFSET_MASK) as usize;
@@ -113,18 +173,18 @@ impl Index {
         } else {
             &[]
         };
-        let (first, last, children) = if word & NODE_CHILDS != 0 {
+        let (first, slots) = if word & NODE_CHILDS != 0 {
             let (first, last) = (*data.get(p)?, *data.get(p + 1)?);
-            if first > last || first >= CHILD_MAX || last >= CHILD_MAX {
+            if first > last || last >= CHILD_MAX {
                 return None;
             }
             p += 2;
-            let len = 4 * (last - first + 1) as usize;
-            let children = data.get(p..p + len)?;
+            let len = 4 * (usize::from(last - first) + 1);
+            let slots = data.get(p..p + len)?;
             p += len;
-            (first, last, children)
+            (first, slots)
         } else {
-            (CHILD_MAX, 0, &[][..])
+            (CHILD_MAX, &[][..])
         };
         let (value_count, values) = if word & NODE_VALUES != 0 {
             (be32(data, p)?, data.get(p + 4..)?)
@@ -134,175 +194,208 @@ impl Index {
         Some(Node {
             prefix,
             first,
-            last,
-            children,
+            slots,
             value_count,
             values,
         })
     }
 
     fn child(&self, node: &Node, ch: u8) -> Option<Node<'_>> {
-        if ch < node.first || ch > node.last {
-            return None;
-        }
-        let word = be32(node.children, 4 * (ch - node.first) as usize)?;
-        self.node(word)
+        self.node(node.child_word(ch))
     }
 
-    /// The values of a node in stored order; stops at the first malformed one.
-    fn values<'a>(&self, node: &Node<'a>) -> impl Iterator<Item = (u32, &'a [u8])> {
-        let mut rest = node.values;
-        (0..node.value_count).map_while(move |_| {
-            let priority = be32(rest, 0)?;
-            let value = c_str(rest, 4)?;
-            rest = &rest[4 + value.len() + 1..];
-            Some((priority, value))
-        })
-    }
-
-    /// Exact search: the first value stored under `key`.
-    pub fn lookup(&self, key: &str) -> Option<String> {
-        let mut key = key.as_bytes();
+    /// The node holding exactly `key`. Each step consumes at least one key byte, so
+    /// this ends even on a looping file.
+    fn find(&self, key: &[u8]) -> Option<Node<'_>> {
+        let mut key = until_nul(key);
         let mut node = self.node(self.root)?;
         loop {
             key = key.strip_prefix(node.prefix)?;
             let Some((&ch, rest)) = key.split_first() else {
-                let (_, value) = self.values(&node).next()?;
-                return Some(String::from_utf8_lossy(value).into_owned());
+                return Some(node);
             };
             node = self.child(&node, ch)?;
             key = rest;
         }
     }
 
+    /// Exact search (libkmod `index_search`): the first value stored under `key`.
+    pub fn lookup(&self, key: &str) -> Option<String> {
+        self.lookup_bytes(key.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// [`Index::lookup`] without copying the value out of the file.
+    pub fn lookup_bytes(&self, key: &[u8]) -> Option<&[u8]> {
+        let (_, value) = self.find(key)?.values().next()?;
+        Some(value)
+    }
+
     /// Every value stored under exactly `key`, in stored order.
     pub fn lookup_all(&self, key: &str) -> Vec<IndexValue> {
-        let mut key = key.as_bytes();
+        match self.find(key.as_bytes()) {
+            Some(node) => node.values().map(to_value).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Wildcard search (libkmod `index_searchwild`): stored keys are fnmatch patterns and
+    /// `key` a plain string. Returns the values of every matching pattern, sorted by
+    /// priority, later-found first among equal priorities.
+    pub fn search_wildcard(&self, key: &str) -> Vec<IndexValue> {
+        let key = until_nul(key.as_bytes());
+        // Wildcard characters in the query let the exact walk enter subtrees that were
+        // already scanned, once per such character.
+        let rescans = key.iter().filter(|c| WILDCARDS.contains(c)).count();
+        let mut budget = self.budget().saturating_mul(rescans + 1);
+        let mut found = Vec::new();
+        let mut pattern = Vec::new();
         let Some(mut node) = self.node(self.root) else {
             return Vec::new();
         };
-        loop {
-            let Some(rest) = key.strip_prefix(node.prefix) else {
-                return Vec::new();
-            };
-            let Some((&ch, rest)) = rest.split_first() else {
-                return self.values(&node).map(to_value).collect();
-            };
-            match self.child(&node, ch) {
-                Some(child) => node = child,
-                None => return Vec::new(),
-            }
-            key = rest;
-        }
-    }
-
-    /// Wildcard search: stored keys are fnmatch patterns, `key` a plain string. Returns
-    /// the values of every matching pattern, sorted by priority, later-found first
-    /// among equal priorities (libkmod's order).
-    pub fn search_wildcard(&self, key: &str) -> Vec<IndexValue> {
-        let mut out = Vec::new();
-        let Some(mut node) = self.node(self.root) else {
-            return out;
-        };
-        let mut key = key.as_bytes();
-        let mut pattern = Vec::new();
-        for _ in 0..MAX_DEPTH {
+        let mut i = 0;
+        'walk: loop {
             for (j, &ch) in node.prefix.iter().enumerate() {
-                if matches!(ch, b'*' | b'?' | b'[') {
-                    let rest = key.get(j..).unwrap_or_default();
-                    self.collect_matching(&node, j, &mut pattern, rest, &mut out, 0);
-                    return out;
+                if WILDCARDS.contains(&ch) {
+                    // Everything below matched exactly up to here; the stored pattern
+                    // from this byte on decides the rest.
+                    pattern.clear();
+                    let rest = &key[i + j..];
+                    self.scan(node, j, &mut pattern, rest, &mut found, &mut budget);
+                    break 'walk;
                 }
-                if key.get(j) != Some(&ch) {
-                    return out;
+                if key.get(i + j) != Some(&ch) {
+                    break 'walk;
                 }
             }
-            key = &key[node.prefix.len()..];
-            for wildcard in [b'*', b'?', b'['] {
+            i += node.prefix.len();
+            for wildcard in WILDCARDS {
                 if let Some(child) = self.child(&node, wildcard) {
+                    pattern.clear();
                     pattern.push(wildcard);
-                    self.collect_matching(&child, 0, &mut pattern, key, &mut out, 0);
-                    pattern.pop();
+                    self.scan(child, 0, &mut pattern, &key[i..], &mut found, &mut budget);
                 }
             }
-            let Some((&ch, rest)) = key.split_first() else {
-                for (priority, value) in self.values(&node) {
-                    add_sorted(&mut out, priority, value);
-                }
-                return out;
+            let Some(&ch) = key.get(i) else {
+                found.extend(node.values().take(budget));
+                break;
             };
             match self.child(&node, ch) {
                 Some(child) => node = child,
-                None => return out,
+                None => break,
             }
-            key = rest;
+            i += 1;
         }
-        out
+        // libkmod inserts each match before the first one of equal or higher priority:
+        // that is the reverse discovery order, stably sorted by priority.
+        found.reverse();
+        found.sort_by_key(|&(priority, _)| priority);
+        found.into_iter().map(to_value).collect()
     }
 
-    /// Walks a subtree below a wildcard, testing each key's pattern (from the wildcard
-    /// on, accumulated in `pattern`) against the rest of the query.
-    fn collect_matching(
-        &self,
-        node: &Node,
+    /// Collects the values of every key in the subtree of `start` (skipping the first
+    /// `skip` bytes of its prefix) whose pattern, accumulated in `pattern`, fnmatches
+    /// `subkey`. Children are visited before their parent's own values, in character
+    /// order, as libkmod does.
+    fn scan<'a>(
+        &'a self,
+        start: Node<'a>,
         skip: usize,
         pattern: &mut Vec<u8>,
         subkey: &[u8],
-        out: &mut Vec<IndexValue>,
-        depth: usize,
+        found: &mut Vec<(u32, &'a [u8])>,
+        budget: &mut usize,
     ) {
-        if depth >= MAX_DEPTH {
-            return;
-        }
-        let pushed = node.prefix.len().saturating_sub(skip);
-        pattern.extend_from_slice(node.prefix.get(skip..).unwrap_or_default());
-        for ch in node.first..=node.last.min(CHILD_MAX - 1) {
-            if let Some(child) = self.child(node, ch) {
+        let restore = pattern.len();
+        pattern.extend_from_slice(start.prefix.get(skip..).unwrap_or_default());
+        let mut stack = vec![Frame {
+            node: start,
+            next_slot: 0,
+            restore,
+        }];
+        while let Some(top) = stack.last_mut() {
+            if let Some((ch, child)) = self.next_child(top) {
+                if *budget == 0 {
+                    return;
+                }
+                *budget -= 1;
+                let restore = pattern.len();
                 pattern.push(ch);
-                self.collect_matching(&child, 0, pattern, subkey, out, depth + 1);
-                pattern.pop();
+                pattern.extend_from_slice(child.prefix);
+                stack.push(Frame {
+                    node: child,
+                    next_slot: 0,
+                    restore,
+                });
+                continue;
             }
-        }
-        if node.value_count > 0 && fnmatch_bytes(pattern, subkey) {
-            for (priority, value) in self.values(node) {
-                add_sorted(out, priority, value);
+            let Some(done) = stack.pop() else { break };
+            if done.node.value_count > 0 && fnmatch_bytes(pattern, subkey) {
+                for value in done.node.values() {
+                    if *budget == 0 {
+                        return;
+                    }
+                    *budget -= 1;
+                    found.push(value);
+                }
             }
+            pattern.truncate(done.restore);
         }
-        pattern.truncate(pattern.len() - pushed);
     }
 
-    /// Every key and value in pre-order (byte-lexicographic key order), as
-    /// `modprobe -c` dumps them.
+    /// The frame's next existing child and its character, advancing past it.
+    fn next_child<'a>(&'a self, frame: &mut Frame<'a>) -> Option<(u8, Node<'a>)> {
+        while frame.next_slot < frame.node.slot_count() {
+            let i = frame.next_slot;
+            frame.next_slot += 1;
+            if let Some(child) = self.node(frame.node.slot(i)) {
+                // `first + i` stays below CHILD_MAX: node() checked `last`.
+                return Some((frame.node.first + i as u8, child));
+            }
+        }
+        None
+    }
+
+    /// Every key and value in libkmod's dump order: a node's values, then its children
+    /// in character order (so keys come out byte-sorted), as `modprobe -c` prints them.
     pub fn for_each(&self, mut f: impl FnMut(&str, &IndexValue)) {
-        if let Some(root) = self.node(self.root) {
-            let mut key = Vec::new();
-            self.dump(&root, &mut key, &mut f, 0);
-        }
-    }
-
-    fn dump(
-        &self,
-        node: &Node,
-        key: &mut Vec<u8>,
-        f: &mut impl FnMut(&str, &IndexValue),
-        depth: usize,
-    ) {
-        if depth >= MAX_DEPTH {
+        let Some(root) = self.node(self.root) else {
             return;
-        }
-        key.extend_from_slice(node.prefix);
-        let text = String::from_utf8_lossy(key).into_owned();
-        for v in self.values(node) {
-            f(&text, &to_value(v));
-        }
-        for ch in node.first..=node.last.min(CHILD_MAX - 1) {
-            if let Some(child) = self.child(node, ch) {
+        };
+        let mut budget = self.budget();
+        let mut key = Vec::new();
+        let mut stack = Vec::new();
+        let mut entered = Some((root, 0));
+        loop {
+            if let Some((node, restore)) = entered.take() {
+                key.extend_from_slice(node.prefix);
+                let text = String::from_utf8_lossy(&key);
+                for value in node.values() {
+                    if budget == 0 {
+                        return;
+                    }
+                    budget -= 1;
+                    f(&text, &to_value(value));
+                }
+                stack.push(Frame {
+                    node,
+                    next_slot: 0,
+                    restore,
+                });
+            }
+            let Some(top) = stack.last_mut() else { break };
+            if let Some((ch, child)) = self.next_child(top) {
+                if budget == 0 {
+                    return;
+                }
+                budget -= 1;
+                let restore = key.len();
                 key.push(ch);
-                self.dump(&child, key, f, depth + 1);
-                key.pop();
+                entered = Some((child, restore));
+            } else if let Some(done) = stack.pop() {
+                key.truncate(done.restore);
             }
         }
-        key.truncate(key.len() - node.prefix.len());
     }
 }
 
@@ -313,16 +406,11 @@ fn to_value((priority, value): (u32, &[u8])) -> IndexValue {
     }
 }
 
-/// Inserts before the first value of equal or higher priority, as libkmod does.
-fn add_sorted(out: &mut Vec<IndexValue>, priority: u32, value: &[u8]) {
-    let at = out.partition_point(|v| v.priority < priority);
-    out.insert(at, to_value((priority, value)));
-}
-
-fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
-    match (std::str::from_utf8(pattern), std::str::from_utf8(s)) {
-        (Ok(p), Ok(s)) => fnmatch(p, s),
-        _ => false,
+/// A key or value as C sees it: up to its first NUL.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(end) => &bytes[..end],
+        None => bytes,
     }
 }
 
@@ -336,4 +424,407 @@ fn c_str(data: &[u8], at: usize) -> Option<&[u8]> {
     let rest = data.get(at..)?;
     let len = rest.iter().position(|&b| b == 0)?;
     Some(&rest[..len])
+}
+
+/// An index being built in memory, as depmod builds it, for writing with
+/// [`IndexBuilder::write_to`].
+pub struct IndexBuilder {
+    /// Node 0 is the root. Children are referenced by position.
+    nodes: Vec<BuildNode>,
+}
+
+#[derive(Default)]
+struct BuildNode {
+    prefix: Vec<u8>,
+    /// Sorted by character.
+    children: Vec<(u8, u32)>,
+    /// Ascending priority; the latest insertion first among equals.
+    values: Vec<(u32, Box<str>)>,
+}
+
+impl Default for IndexBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IndexBuilder {
+    pub fn new() -> Self {
+        IndexBuilder {
+            nodes: vec![BuildNode::default()],
+        }
+    }
+
+    /// Adds `value` under `key` with depmod's `index_insert` rules: nodes are split where
+    /// keys diverge, and the value goes before the first one of equal or higher priority.
+    /// A repeated (key, value) pair is stored again; the return value says whether it
+    /// was already there (depmod's `-w` duplicate warning).
+    ///
+    /// Keys and values end at their first NUL. depmod rejects bytes >= 0x80 before
+    /// inserting ([`check_ascii`]); readers reject child characters >= 0x80.
+    pub fn insert(&mut self, key: &str, value: &str, priority: u32) -> bool {
+        let key = until_nul(key.as_bytes());
+        let value: Box<str> = value.split('\0').next().unwrap_or_default().into();
+        let mut n = 0;
+        let mut i = 0;
+        loop {
+            let node = &self.nodes[n];
+            let common = node
+                .prefix
+                .iter()
+                .zip(&key[i..])
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common < node.prefix.len() {
+                self.split(n, common);
+            }
+            i += common;
+            let Some(&ch) = key.get(i) else {
+                return add_value(&mut self.nodes[n].values, value, priority);
+            };
+            let children = &self.nodes[n].children;
+            match children.binary_search_by_key(&ch, |&(c, _)| c) {
+                Ok(at) => {
+                    n = children[at].1 as usize;
+                    i += 1;
+                }
+                Err(at) => {
+                    let leaf = self.push(BuildNode {
+                        prefix: key[i + 1..].to_vec(),
+                        children: Vec::new(),
+                        values: vec![(priority, value)],
+                    });
+                    self.nodes[n].children.insert(at, (ch, leaf));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Splits node `n` after `at` prefix bytes: a new child takes over the rest of the
+    /// prefix (minus its arc character), the children and the values.
+    fn split(&mut self, n: usize, at: usize) {
+        let node = &mut self.nodes[n];
+        let ch = node.prefix[at];
+        let lower = BuildNode {
+            prefix: node.prefix[at + 1..].to_vec(),
+            children: std::mem::take(&mut node.children),
+            values: std::mem::take(&mut node.values),
+        };
+        node.prefix.truncate(at);
+        let child = self.push(lower);
+        self.nodes[n].children = vec![(ch, child)];
+    }
+
+    fn push(&mut self, node: BuildNode) -> u32 {
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as u32
+    }
+
+    /// Writes the index as kmod >= 34 does: the root at offset 12, every node followed
+    /// by its children's subtrees in character order (pre-order).
+    pub fn write_to<W: Write>(&self, w: &mut W) -> io::Result<()> {
+        // Pre-order layout means each node's offset is the running total of the sizes
+        // of the nodes before it in that order.
+        let mut order = Vec::with_capacity(self.nodes.len());
+        let mut stack = vec![0u32];
+        while let Some(n) = stack.pop() {
+            order.push(n);
+            stack.extend(
+                self.nodes[n as usize]
+                    .children
+                    .iter()
+                    .rev()
+                    .map(|&(_, c)| c),
+            );
+        }
+        let mut offsets = vec![0u32; self.nodes.len()];
+        let mut end = HEADER_LEN;
+        for &n in &order {
+            offsets[n as usize] = end as u32;
+            end += self.nodes[n as usize].size();
+        }
+        let last_offset = order.last().map_or(0, |&n| offsets[n as usize]);
+        if end > u32::MAX as usize || last_offset > NODE_OFFSET_MASK {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "index too large for 28-bit node offsets",
+            ));
+        }
+        let word = |n: u32| offsets[n as usize] | self.nodes[n as usize].flags();
+
+        let mut out = Vec::with_capacity(end);
+        out.extend_from_slice(&MAGIC.to_be_bytes());
+        out.extend_from_slice(&VERSION.to_be_bytes());
+        out.extend_from_slice(&word(0).to_be_bytes());
+        for &n in &order {
+            let node = &self.nodes[n as usize];
+            if !node.prefix.is_empty() {
+                out.extend_from_slice(&node.prefix);
+                out.push(0);
+            }
+            if let (Some(&(first, _)), Some(&(last, _))) =
+                (node.children.first(), node.children.last())
+            {
+                out.push(first);
+                out.push(last);
+                let mut children = node.children.iter().peekable();
+                for ch in first..=last {
+                    let slot = match children.next_if(|&&(c, _)| c == ch) {
+                        Some(&(_, child)) => word(child),
+                        None => 0,
+                    };
+                    out.extend_from_slice(&slot.to_be_bytes());
+                }
+            }
+            if !node.values.is_empty() {
+                out.extend_from_slice(&(node.values.len() as u32).to_be_bytes());
+                for (priority, value) in &node.values {
+                    out.extend_from_slice(&priority.to_be_bytes());
+                    out.extend_from_slice(value.as_bytes());
+                    out.push(0);
+                }
+            }
+        }
+        w.write_all(&out)
+    }
+}
+
+impl BuildNode {
+    fn flags(&self) -> u32 {
+        let mut flags = 0;
+        if !self.prefix.is_empty() {
+            flags |= NODE_PREFIX;
+        }
+        if !self.children.is_empty() {
+            flags |= NODE_CHILDS;
+        }
+        if !self.values.is_empty() {
+            flags |= NODE_VALUES;
+        }
+        flags
+    }
+
+    /// Bytes this node takes in the file, without its children.
+    fn size(&self) -> usize {
+        let mut size = 0;
+        if !self.prefix.is_empty() {
+            size += self.prefix.len() + 1;
+        }
+        if let (Some(&(first, _)), Some(&(last, _))) = (self.children.first(), self.children.last())
+        {
+            size += 2 + 4 * (usize::from(last - first) + 1);
+        }
+        if !self.values.is_empty() {
+            size += 4 + self
+                .values
+                .iter()
+                .map(|(_, v)| 4 + v.len() + 1)
+                .sum::<usize>();
+        }
+        size
+    }
+}
+
+/// depmod's value-list insertion; true if the value was already in the list.
+fn add_value(values: &mut Vec<(u32, Box<str>)>, value: Box<str>, priority: u32) -> bool {
+    let duplicate = values.iter().any(|(_, v)| *v == value);
+    let at = values.partition_point(|&(p, _)| p < priority);
+    values.insert(at, (priority, value));
+    duplicate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(entries: &[(&str, &str, u32)]) -> Vec<u8> {
+        let mut builder = IndexBuilder::new();
+        for &(key, value, priority) in entries {
+            builder.insert(key, value, priority);
+        }
+        let mut out = Vec::new();
+        builder.write_to(&mut out).unwrap();
+        out
+    }
+
+    fn index(entries: &[(&str, &str, u32)]) -> Index {
+        Index::from_bytes(build(entries)).unwrap()
+    }
+
+    fn values(found: Vec<IndexValue>) -> Vec<String> {
+        found.into_iter().map(|v| v.value).collect()
+    }
+
+    fn dump(index: &Index) -> Vec<(String, u32, String)> {
+        let mut out = Vec::new();
+        index.for_each(|k, v| out.push((k.to_owned(), v.priority, v.value.clone())));
+        out
+    }
+
+    const HEADER: [u8; 8] = [0xb0, 0x07, 0xf4, 0x57, 0, 2, 0, 1];
+
+    #[test]
+    fn empty_index_is_a_bare_header() {
+        let bytes = build(&[]);
+        assert_eq!(bytes[..8], HEADER);
+        assert_eq!(bytes[8..], [0, 0, 0, 12]);
+        let index = Index::from_bytes(bytes).unwrap();
+        assert_eq!(index.lookup(""), None);
+        assert!(index.search_wildcard("x").is_empty());
+        assert!(dump(&index).is_empty());
+    }
+
+    #[test]
+    fn pre_order_layout() {
+        // "ab" makes a leaf under 'a'; "ac" splits it into a node with children b, c.
+        let bytes = build(&[("ab", "x", 1), ("ac", "y", 0)]);
+        let mut want = HEADER.to_vec();
+        want.extend([0x20, 0, 0, 12]);
+        want.extend([b'a', b'a', 0x20, 0, 0, 18]);
+        want.extend([b'b', b'c', 0x40, 0, 0, 28, 0x40, 0, 0, 38]);
+        want.extend([0, 0, 0, 1, 0, 0, 0, 1, b'x', 0]);
+        want.extend([0, 0, 0, 1, 0, 0, 0, 0, b'y', 0]);
+        assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn reads_post_order_files() {
+        // The same trie as kmod <= 33 wrote it: children first, the root last.
+        let mut bytes = HEADER.to_vec();
+        bytes.extend([0x20, 0, 0, 42]);
+        bytes.extend([0, 0, 0, 1, 0, 0, 0, 1, b'x', 0]);
+        bytes.extend([0, 0, 0, 1, 0, 0, 0, 0, b'y', 0]);
+        bytes.extend([b'b', b'c', 0x40, 0, 0, 12, 0x40, 0, 0, 22]);
+        bytes.extend([b'a', b'a', 0x20, 0, 0, 32]);
+        let index = Index::from_bytes(bytes).unwrap();
+        assert_eq!(index.lookup("ab").as_deref(), Some("x"));
+        assert_eq!(index.lookup("ac").as_deref(), Some("y"));
+        assert_eq!(index.lookup("a"), None);
+    }
+
+    #[test]
+    fn prefixes_split_and_nest() {
+        let keys = ["once", "on", "ate", "one", "ask", "", "o", "onc"];
+        let entries: Vec<_> = keys.iter().zip(0..).map(|(k, i)| (*k, *k, i)).collect();
+        let index = index(&entries);
+        for key in keys {
+            assert_eq!(index.lookup(key).as_deref(), Some(key));
+        }
+        for missing in ["a", "one_", "x", "oncee", "n"] {
+            assert_eq!(index.lookup(missing), None, "{missing}");
+        }
+        let mut sorted: Vec<_> = entries
+            .iter()
+            .map(|&(k, v, p)| (k.into(), p, v.into()))
+            .collect();
+        sorted.sort();
+        assert_eq!(dump(&index), sorted);
+    }
+
+    #[test]
+    fn values_ascend_by_priority_latest_first() {
+        let mut builder = IndexBuilder::new();
+        assert!(!builder.insert("k", "a", 5));
+        assert!(!builder.insert("k", "b", 3));
+        assert!(!builder.insert("k", "c", 5));
+        assert!(!builder.insert("k", "d", 3));
+        assert!(builder.insert("k", "a", 1));
+        assert!(!builder.insert("kk", "a", 0));
+        let mut out = Vec::new();
+        builder.write_to(&mut out).unwrap();
+        let index = Index::from_bytes(out).unwrap();
+        assert_eq!(values(index.lookup_all("k")), ["a", "d", "b", "c", "a"]);
+        assert_eq!(index.lookup("k").as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn wildcard_search_order() {
+        let index = index(&[
+            ("pci:*", "a", 2),
+            ("pci:v1*", "b", 1),
+            ("pci:v1", "c", 2),
+            ("pci:?1", "d", 2),
+            ("pci:v2", "e", 0),
+            ("pci:[uv]1", "f", 1),
+        ]);
+        // Found in the order a, d, f, b, c; then sorted, later-found first on ties.
+        assert_eq!(
+            values(index.search_wildcard("pci:v1")),
+            ["b", "f", "c", "d", "a"]
+        );
+        assert_eq!(values(index.search_wildcard("pci:x")), ["a"]);
+        assert!(index.search_wildcard("usb:v1").is_empty());
+    }
+
+    #[test]
+    fn wildcard_inside_a_prefix() {
+        let index = index(&[("ab*d", "x", 0)]);
+        assert_eq!(values(index.search_wildcard("abcd")), ["x"]);
+        assert_eq!(values(index.search_wildcard("abd")), ["x"]);
+        assert!(index.search_wildcard("xbcd").is_empty());
+        assert!(index.search_wildcard("ab").is_empty());
+        // Exact search treats the pattern as plain bytes.
+        assert_eq!(index.lookup("ab*d").as_deref(), Some("x"));
+        assert_eq!(index.lookup("abcd"), None);
+    }
+
+    #[test]
+    fn keys_and_values_end_at_nul() {
+        let index = index(&[("ab\0cd", "v\0w", 0)]);
+        assert_eq!(index.lookup("ab").as_deref(), Some("v"));
+        assert_eq!(index.lookup("ab\0zz").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn ascii_check() {
+        assert!(check_ascii("pci:v*").is_ok());
+        let err = check_ascii("caf\u{e9}").unwrap_err();
+        assert!(matches!(err, IndexError::NonAscii { byte: 0xc3, .. }));
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    /// A root whose only child is the root itself.
+    #[test]
+    fn self_loop_terminates() {
+        let mut bytes = HEADER.to_vec();
+        bytes.extend([0x60, 0, 0, 12]);
+        bytes.extend([b'*', b'*', 0x60, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, b'v', 0]);
+        let index = Index::from_bytes(bytes).unwrap();
+        assert_eq!(index.lookup("****").as_deref(), Some("v"));
+        // The wildcard scan runs out of budget before any key ends: nothing, but no hang.
+        let _ = index.search_wildcard("anything");
+        let _ = index.search_wildcard("***");
+        assert!(!dump(&index).is_empty());
+    }
+
+    /// Forty levels of nodes whose two children are the same next node: 2^40 paths
+    /// through a few hundred bytes.
+    #[test]
+    fn shared_subtrees_terminate() {
+        let mut bytes = HEADER.to_vec();
+        bytes.extend([0x60, 0, 0, 12]);
+        for level in 0..40u32 {
+            let next = 12 + 18 * (level + 1);
+            let word = (0x6000_0000 | next).to_be_bytes();
+            bytes.extend([b'*', b'?']);
+            bytes.extend(word);
+            bytes.extend(word);
+            bytes.extend([0, 0, 0, 1, 0, 0, 0, 0, b'v', 0]);
+        }
+        bytes.extend([0, 0, 0, 0]);
+        let index = Index::from_bytes(bytes).unwrap();
+        let _ = index.search_wildcard("abc");
+        let _ = dump(&index);
+    }
+
+    #[test]
+    fn value_counts_beyond_the_file() {
+        let mut bytes = HEADER.to_vec();
+        bytes.extend([0x40, 0, 0, 12]);
+        bytes.extend([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'v', 0, 0, 0]);
+        let index = Index::from_bytes(bytes).unwrap();
+        assert_eq!(values(index.lookup_all("")), ["v"]);
+        assert_eq!(values(index.search_wildcard("")), ["v"]);
+    }
 }

@@ -257,6 +257,41 @@ fn reader_agrees_with_text_files() {
     }
 }
 
+#[test]
+fn dump_matches_modprobe_show_config() {
+    for name in TREES {
+        let tree = Tree::get(name);
+        let inputs = Inputs::load(&tree);
+        // With no configuration, the only `alias` lines are the index dumps.
+        let out = run(
+            &reference("modprobe"),
+            [
+                "-C".as_ref(),
+                "/nonexistent".as_ref(),
+                "-d".as_ref(),
+                tree.ref_root.as_os_str(),
+                "-S".as_ref(),
+                tree.kver.as_ref(),
+                "-c".as_ref(),
+            ],
+        );
+        let theirs: Vec<_> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("alias "))
+            .map(String::from)
+            .collect();
+        let mut ours = Vec::new();
+        for file in ["modules.alias.bin", "modules.symbols.bin"] {
+            inputs
+                .open(file)
+                .for_each(|k, v| ours.push(format!("alias {k} {}", v.value)));
+        }
+        assert_eq!(ours.len(), theirs.len(), "{name}: modprobe -c alias lines");
+        assert!(ours == theirs, "{name}: modprobe -c order differs");
+    }
+}
+
 /// Real device modaliases, and more made from the stored patterns themselves.
 fn modaliases(inputs: &Inputs) -> Vec<String> {
     let mut out: Vec<String> = [

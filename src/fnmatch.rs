@@ -4,7 +4,7 @@
 //! escapes. With flags 0, `/` and leading dots are ordinary characters.
 //!
 //! glibc's quirks are kept, because alias patterns come from arbitrary modules:
-//! * a `[` without a closing `]` is a literal `[` (but only if no item inside it matched);
+//! * a `[` without a closing `]` is a literal `[`;
 //! * a trailing backslash, an unknown class name or a malformed `[.`/`[=` item make the
 //!   match fail at that point;
 //! * a `[:` whose name has a character outside `a`..`y` is not a class: its `[` is an
@@ -12,8 +12,8 @@
 //!
 //! Both inputs end at their first NUL, as C strings would.
 
-/// Longest class name glibc accepts inside `[:` `:]`.
-const CLASS_NAME_MAX: usize = 256;
+/// How far glibc scans for the end of a `[:name:]` before giving up on the pattern.
+const CLASS_NAME_MAX: usize = 2048;
 
 pub fn fnmatch(pattern: &str, s: &str) -> bool {
     fnmatch_bytes(pattern.as_bytes(), s.as_bytes())
@@ -94,7 +94,7 @@ enum Bracket {
     /// The character matched; matching resumes at this pattern index.
     Matched(usize),
     Failed,
-    /// No closing `]` and no item matched: the `[` stands for itself.
+    /// No closing `]`: the `[` stands for itself.
     Unterminated,
 }
 
@@ -105,8 +105,8 @@ fn bracket(pat: &Pattern, mut p: usize, c: u8) -> Bracket {
         p += 1;
     }
     let matched = |after: usize| match skip_to_close(pat, after) {
-        Some(next) if !negate => Bracket::Matched(next),
-        _ => Bracket::Failed,
+        Bracket::Matched(_) if negate => Bracket::Failed,
+        outcome => outcome,
     };
     // `item` is the byte that starts the current item; `p` indexes the byte after it.
     let mut item = pat.at(p);
@@ -248,18 +248,19 @@ fn collating_symbol(pat: &Pattern, p: usize) -> Option<(u8, usize)> {
     (q - start == 1).then(|| (pat.at(start), q + 2))
 }
 
-/// After a successful item, skips the rest of the expression as glibc does (checking
-/// only its shape): the index after the closing `]`, or None if the pattern is cut short.
-fn skip_to_close(pat: &Pattern, mut p: usize) -> Option<usize> {
+/// After a successful item, skips the rest of the expression as glibc does, checking
+/// only its shape: Matched with the index after the closing `]`, Unterminated if there
+/// is none, or Failed on a malformed item.
+fn skip_to_close(pat: &Pattern, mut p: usize) -> Bracket {
     loop {
         let c = pat.at(p);
         p += 1;
         match c {
-            b']' => return Some(p),
-            0 => return None,
+            b']' => return Bracket::Matched(p),
+            0 => return Bracket::Unterminated,
             b'\\' => {
                 if pat.at(p) == 0 {
-                    return None;
+                    return Bracket::Failed;
                 }
                 p += 1;
             }
@@ -270,7 +271,7 @@ fn skip_to_close(pat: &Pattern, mut p: usize) -> Option<usize> {
                     p += 1;
                     len += 1;
                     if len == CLASS_NAME_MAX {
-                        return None;
+                        return Bracket::Failed;
                     }
                     if pat.at(p) == b':' && pat.at(p + 1) == b']' {
                         p += 2;
@@ -285,7 +286,7 @@ fn skip_to_close(pat: &Pattern, mut p: usize) -> Option<usize> {
             }
             b'[' if pat.at(p) == b'=' => {
                 if pat.at(p + 1) == 0 || pat.at(p + 2) != b'=' || pat.at(p + 3) != b']' {
-                    return None;
+                    return Bracket::Failed;
                 }
                 p += 4;
             }
@@ -293,7 +294,7 @@ fn skip_to_close(pat: &Pattern, mut p: usize) -> Option<usize> {
                 p += 1;
                 loop {
                     match pat.at(p) {
-                        0 => return None,
+                        0 => return Bracket::Failed,
                         b'.' if pat.at(p + 1) == b']' => break,
                         _ => p += 1,
                     }
@@ -430,6 +431,11 @@ mod tests {
             ("[a-", "[a-", false),
             ("[a-", "a", false),
             ("[a-b", "[a-b", true),
+            // An item matched but nothing closes the bracket: still a literal `[`.
+            ("[1[[", "[1[[", true),
+            ("[[a", "[[a", true),
+            ("[[a", "[a", false),
+            ("[a[:alpha:]", "[a[:alpha:]", false),
         ];
         check(&cases);
     }
@@ -462,6 +468,9 @@ mod tests {
             ("[[.a.]]", "a", true),
             ("[[.-.]]", "-", true),
             ("[[.a.]-c]", "b", true),
+            // A symbol before `-]` still counts as starting a range, so it never matches.
+            ("[[.a.]-]", "a", false),
+            ("[[.a.]-]", "-", true),
             ("[a-[.c.]]", "b", true),
             ("[[.ab.]]", "a", false),
             ("[[.a]", "[.a]", false),
@@ -478,6 +487,91 @@ mod tests {
         assert!(fnmatch_bytes(b"[\x80-\xff]", b"\xc3"));
         assert!(!fnmatch_bytes(b"[[:alpha:]]", b"\xc3"));
         assert!(fnmatch_bytes(b"?", b"\xff"));
+    }
+
+    /// Random patterns built from the troublesome pieces, against the C library's own
+    /// fnmatch (tests run in the C locale).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn agrees_with_glibc() {
+        use std::ffi::{c_char, c_int, CString};
+        extern "C" {
+            fn fnmatch(pattern: *const c_char, string: *const c_char, flags: c_int) -> c_int;
+        }
+        const PIECES: &[&[u8]] = &[
+            b"a",
+            b"b",
+            b"-",
+            b"]",
+            b"[",
+            b"!",
+            b"^",
+            b"*",
+            b"?",
+            b"\\",
+            b":",
+            b"=",
+            b".",
+            b"[:alpha:]",
+            b"[:digit:]",
+            b"[:nope:]",
+            b"[=a=]",
+            b"[.b.]",
+            b"[.-.]",
+            b"z",
+            b"A",
+            b"1",
+            b"[!",
+            b"\xe9",
+            b"[:",
+            b":]",
+            b"[:z:]",
+        ];
+        const CHARS: &[u8] = b"ab-]![*?\\:=.zA1^\xe9";
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut matches = 0;
+        for _ in 0..100_000 {
+            let pattern: Vec<u8> = (0..next(7))
+                .flat_map(|_| PIECES[next(PIECES.len())])
+                .copied()
+                .collect();
+            // Half the strings are the pattern itself, slightly damaged, so that enough
+            // of them match for the bracket details to matter.
+            let s: Vec<u8> = if next(2) == 0 {
+                (0..next(7)).map(|_| CHARS[next(CHARS.len())]).collect()
+            } else {
+                let mut s = Vec::new();
+                for &b in &pattern {
+                    match next(8) {
+                        0 => {}
+                        1 | 2 => s.push(CHARS[next(CHARS.len())]),
+                        _ => s.push(b),
+                    }
+                }
+                s
+            };
+            let (cp, cs) = (
+                CString::new(pattern.clone()).unwrap(),
+                CString::new(s.clone()).unwrap(),
+            );
+            // SAFETY: both are NUL-terminated strings that outlive the call.
+            let want = unsafe { fnmatch(cp.as_ptr(), cs.as_ptr(), 0) } == 0;
+            matches += usize::from(want);
+            assert_eq!(
+                fnmatch_bytes(&pattern, &s),
+                want,
+                "fnmatch({:?}, {:?})",
+                String::from_utf8_lossy(&pattern),
+                String::from_utf8_lossy(&s)
+            );
+        }
+        assert!(matches > 10_000, "only {matches} matches");
     }
 
     fn check(cases: &[(&str, &str, bool)]) {

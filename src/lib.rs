@@ -10,5 +10,6 @@ pub mod fnmatch;
 pub mod index;
 pub mod kernel;
 pub mod module;
+pub mod probe;
 pub mod resolve;
 pub mod signature;

@@ -10,6 +10,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 pub mod insmod;
 pub mod lsmod;
 pub mod modinfo;
+pub mod modprobe;
 pub mod rmmod;
 pub mod static_nodes;
 
@@ -35,7 +36,8 @@ pub fn run_tool(name: &str, argv0: &str, args: Vec<OsString>) -> Option<i32> {
         "insmod" => insmod::run(argv0, args),
         "rmmod" => rmmod::run(argv0, args),
         "lsmod" => lsmod::run(argv0, args),
-        "modprobe" | "depmod" => {
+        "modprobe" => modprobe::run(argv0, args),
+        "depmod" => {
             eprintln!("{name}: ERROR: not implemented yet in kmod-rs");
             1
         }

@@ -5,6 +5,7 @@
 
 pub mod compression;
 pub mod config;
+pub mod depmod;
 pub mod elf;
 pub mod fnmatch;
 pub mod index;

@@ -1,0 +1,675 @@
+//! depmod: finds a kernel's modules, resolves the symbols each one needs to the
+//! modules exporting them, and produces the `modules.*` files modprobe reads.
+//!
+//! Every decision that shapes the output follows kmod 34.2, because its files are
+//! compared byte for byte: the module array order (a hash table's iteration order,
+//! then `modules.order`), which module owns a symbol, the topological numbering and
+//! the index layout. Reading the module files is the slow part (decompression), so
+//! it runs in parallel; everything order-dependent runs afterwards, in kmod's order.
+
+mod cycles;
+mod output;
+mod scan;
+mod symbols;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use rayon::prelude::*;
+
+use crate::elf::{split_strings, Class, ModuleElf};
+use crate::module::{ModuleError, ModuleFile};
+
+pub use output::{prepare_output_dir, write_files, OutputFile};
+pub use scan::{is_up_to_date, Override, Rules, Search};
+use symbols::Symbols;
+
+/// Message priorities, numbered like syslog's: kmod's threshold is 4 plus one per `-v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Prio {
+    Fatal = 2,
+    Error = 3,
+    Warning = 4,
+    Notice = 5,
+    Info = 6,
+    Debug = 7,
+}
+
+impl Prio {
+    fn label(self) -> &'static str {
+        match self {
+            Prio::Fatal => "FATAL",
+            Prio::Error => "ERROR",
+            Prio::Warning => "WARNING",
+            Prio::Notice => "NOTICE",
+            Prio::Info => "INFO",
+            Prio::Debug => "DEBUG",
+        }
+    }
+}
+
+/// kmod's tool log: `prog: LEVEL: message` on stderr, below a threshold.
+pub struct Log {
+    prog: String,
+    threshold: Prio,
+}
+
+impl Log {
+    /// The default threshold is WARNING; each `-v` lets one more level through.
+    pub fn new(prog: &str, verbose: usize) -> Log {
+        let threshold = match verbose {
+            0 => Prio::Warning,
+            1 => Prio::Notice,
+            2 => Prio::Info,
+            _ => Prio::Debug,
+        };
+        Log {
+            prog: prog.to_string(),
+            threshold,
+        }
+    }
+
+    pub fn enabled(&self, prio: Prio) -> bool {
+        prio <= self.threshold
+    }
+
+    /// Logs raw bytes: module paths and names are not necessarily UTF-8.
+    pub fn bytes(&self, prio: Prio, msg: &[u8]) {
+        if !self.enabled(prio) {
+            return;
+        }
+        let mut line = Vec::with_capacity(self.prog.len() + msg.len() + 12);
+        line.extend_from_slice(self.prog.as_bytes());
+        line.extend_from_slice(b": ");
+        line.extend_from_slice(prio.label().as_bytes());
+        line.extend_from_slice(b": ");
+        line.extend_from_slice(msg);
+        line.push(b'\n');
+        let _ = std::io::stderr().lock().write_all(&line);
+    }
+
+    pub fn log(&self, prio: Prio, msg: fmt::Arguments) {
+        if self.enabled(prio) {
+            self.bytes(prio, msg.to_string().as_bytes());
+        }
+    }
+}
+
+/// Why depmod stops with exit status 1.
+#[derive(Debug)]
+pub enum Failure {
+    /// A FATAL message still to be printed.
+    Fatal(Vec<u8>),
+    /// The reasons were printed already (dependency cycles).
+    Reported,
+}
+
+impl Failure {
+    fn fatal(msg: fmt::Arguments) -> Failure {
+        Failure::Fatal(msg.to_string().into_bytes())
+    }
+}
+
+/// The text of an errno as the C library's strerror words it (which std uses for
+/// OS errors, with a suffix; nix's own table words some differently).
+pub fn strerror(e: Errno) -> String {
+    let code = e as i32;
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    match text.strip_suffix(&format!(" (os error {code})")) {
+        Some(plain) => plain.to_string(),
+        None => text,
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32))
+}
+
+/// Bytes as a path.
+fn as_path(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+/// Displays bytes the way a C `%s` would, replacing what is not UTF-8.
+struct Show<'a>(&'a [u8]);
+
+impl fmt::Display for Show<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.0))
+    }
+}
+
+/// What the command line decided, apart from where modules come from.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The input module directory, `<root>/<moduledir>/<version>` by plain concatenation.
+    pub dirname: Vec<u8>,
+    /// `-P`: a symbol prefix character to ignore.
+    pub sym_prefix: Option<u8>,
+    /// `-E`: compare symbol CRCs.
+    pub check_symvers: bool,
+    /// `-e`: report unknown symbols and CRC mismatches.
+    pub print_unknown: bool,
+    /// `-w`: warn about duplicate index entries.
+    pub warn_dups: bool,
+    /// `-v`: print each new dependency on stdout.
+    pub show_needs: bool,
+}
+
+/// A module file chosen for the output, before it is read.
+#[derive(Debug, Clone)]
+struct Candidate {
+    path: Vec<u8>,
+    name: Vec<u8>,
+    /// Offset of the last `/` in `path`.
+    last_slash: usize,
+    /// Offset of the path relative to the module directory, if the module is inside it.
+    rel: Option<usize>,
+}
+
+impl Candidate {
+    fn new(path: Vec<u8>, name: Vec<u8>, dirname: &[u8]) -> Candidate {
+        let last_slash = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        let inside =
+            path.len() > dirname.len() && path.starts_with(dirname) && path[dirname.len()] == b'/';
+        Candidate {
+            rel: inside.then_some(dirname.len() + 1),
+            path,
+            name,
+            last_slash,
+        }
+    }
+
+    /// The directory part and the file name cut to the module name's length: the
+    /// prefix that override and search rules compare against.
+    fn stem_end(&self) -> usize {
+        self.last_slash + 1 + self.name.len()
+    }
+
+    /// The path relative to the module directory with the compression suffix cut
+    /// off (`kernel/a/foo-bar.ko`), as `modules.order` lists it.
+    fn uncompressed_rel(&self) -> Option<&[u8]> {
+        let rel = self.rel?;
+        let end = (self.stem_end() + 3).min(self.path.len());
+        self.path.get(rel..end)
+    }
+}
+
+/// The normalised module name of a path: basename, cut at the first `.`, `-` → `_`.
+fn modname(path: &[u8]) -> Option<Vec<u8>> {
+    let base = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+    if base.is_empty() {
+        return None;
+    }
+    Some(
+        base.iter()
+            .take_while(|&&b| b != b'.')
+            .map(|&b| if b == b'-' { b'_' } else { b })
+            .collect(),
+    )
+}
+
+/// The module-suffix test on raw file names.
+fn has_module_suffix(name: &[u8]) -> bool {
+    crate::module::MODULE_SUFFIXES
+        .iter()
+        .any(|s| name.len() > s.len() && name.ends_with(s.as_bytes()))
+}
+
+/// Collects the modules of a tree, then resolves everything ([`Depmod::build`]).
+pub struct Depmod<'a> {
+    settings: Settings,
+    log: &'a Log,
+    symbols: Symbols,
+    candidates: HashMap<Vec<u8>, Candidate>,
+}
+
+impl<'a> Depmod<'a> {
+    pub fn new(settings: Settings, log: &'a Log) -> Depmod<'a> {
+        Depmod {
+            symbols: Symbols::new(settings.sym_prefix),
+            settings,
+            log,
+            candidates: HashMap::new(),
+        }
+    }
+
+    /// `-E`: kernel symbols and CRCs from a Module.symvers file.
+    pub fn load_symvers(&mut self, path: &Path) -> std::io::Result<()> {
+        self.symbols.load_symvers(path, self.log)
+    }
+
+    /// `-F`: kernel symbols from a System.map file.
+    pub fn load_system_map(&mut self, path: &Path) -> std::io::Result<()> {
+        self.symbols.load_system_map(path, self.log)
+    }
+
+    /// Adds one module given on the command line.
+    pub fn add_file(&mut self, path: &[u8]) -> Result<(), Failure> {
+        if !path.starts_with(b"/") {
+            return Err(Failure::fatal(format_args!(
+                "{}: not absolute path.",
+                Show(path)
+            )));
+        }
+        let cannot_create = |e: Errno| {
+            Failure::fatal(format_args!(
+                "could not create module {}: {}",
+                Show(path),
+                strerror(e)
+            ))
+        };
+        nix::sys::stat::stat(as_path(path)).map_err(cannot_create)?;
+        let name = modname(path).ok_or_else(|| cannot_create(Errno::ENOENT))?;
+        if let Some(old) = self.candidates.get(&name) {
+            if old.path == path {
+                self.log.log(
+                    Prio::Error,
+                    format_args!(
+                        "hash_add_unique {}: {}",
+                        Show(&name),
+                        strerror(Errno::EEXIST)
+                    ),
+                );
+                return Err(Failure::fatal(format_args!(
+                    "could not add module {}: {}",
+                    Show(path),
+                    strerror(Errno::EEXIST)
+                )));
+            }
+            self.log.log(
+                Prio::Error,
+                format_args!(
+                    "kmod_module '{}' already exists with different path: new-path='{}' old-path='{}'",
+                    Show(&name),
+                    Show(path),
+                    Show(&old.path)
+                ),
+            );
+            return Err(cannot_create(Errno::EEXIST));
+        }
+        let candidate = Candidate::new(path.to_vec(), name.clone(), &self.settings.dirname);
+        self.candidates.insert(name, candidate);
+        Ok(())
+    }
+
+    /// Orders the modules, reads them all and resolves their dependencies.
+    pub fn build(self) -> Result<Tree, Failure> {
+        let Depmod {
+            settings,
+            log,
+            mut symbols,
+            candidates,
+        } = self;
+        let mut modules: Vec<Candidate> = candidates.into_values().collect();
+        // kmod builds its array by walking a 512-bucket hash table.
+        modules.sort_by_cached_key(|m| (symbols::bucket(&m.name, 512), m.name.clone()));
+        if modules.len() >= u16::MAX as usize {
+            return Err(Failure::fatal(format_args!(
+                "could not build module array: {}",
+                strerror(Errno::ERANGE)
+            )));
+        }
+        apply_modules_order(&settings.dirname, &mut modules, log);
+
+        let mut loaded: Vec<Loaded> = modules.par_iter().map(|m| Loaded::read(&m.path)).collect();
+
+        for (i, (m, l)) in modules.iter().zip(&mut loaded).enumerate() {
+            if let Some((errno, detail)) = l.error.take() {
+                if let Some(detail) = detail {
+                    log.log(Prio::Error, format_args!("{detail}"));
+                }
+                log.log(
+                    Prio::Error,
+                    format_args!(
+                        "failed to load symbols from {}: {}",
+                        Show(&m.path),
+                        strerror(errno)
+                    ),
+                );
+            }
+            for (name, crc) in std::mem::take(&mut l.exports) {
+                symbols.add(&name, false, crc, Some(i as u32));
+            }
+        }
+
+        let mut deps: Vec<Vec<u32>> = vec![Vec::new(); modules.len()];
+        let mut users = vec![0u32; modules.len()];
+        let stdout = std::io::stdout();
+        for (i, (m, l)) in modules.iter().zip(&loaded).enumerate() {
+            for need in l.needs.iter() {
+                let Some((key, sym)) = symbols.find(need.name) else {
+                    if settings.print_unknown && !need.weak {
+                        log.log(
+                            Prio::Warning,
+                            format_args!(
+                                "{} needs unknown symbol {}",
+                                Show(&m.path),
+                                Show(need.name)
+                            ),
+                        );
+                    }
+                    continue;
+                };
+                if settings.check_symvers
+                    && sym.crc != need.crc
+                    && !need.weak
+                    && settings.print_unknown
+                {
+                    log.log(
+                        Prio::Warning,
+                        format_args!(
+                            "{} disagrees about version of symbol {}",
+                            Show(&m.path),
+                            Show(need.name)
+                        ),
+                    );
+                }
+                let Some(owner) = sym.owner else { continue };
+                if deps[i].contains(&owner) {
+                    continue;
+                }
+                deps[i].push(owner);
+                users[owner as usize] += 1;
+                if settings.show_needs {
+                    let mut out = stdout.lock();
+                    let _ = out.write_all(&m.path);
+                    let _ = out.write_all(b" needs \"");
+                    let _ = out.write_all(key);
+                    let _ = out.write_all(b"\": ");
+                    let _ = out.write_all(&modules[owner as usize].path);
+                    let _ = out.write_all(b"\n");
+                    let _ = out.flush();
+                }
+            }
+        }
+
+        let modules: Vec<Module> = modules
+            .into_iter()
+            .zip(loaded)
+            .zip(deps)
+            .map(|((c, l), deps)| Module {
+                candidate: c,
+                aliases: l.aliases,
+                softdeps: l.softdeps,
+                weakdeps: l.weakdeps,
+                deps,
+                order: 0,
+            })
+            .collect();
+        let mut tree = Tree {
+            settings,
+            modules,
+            symbols,
+        };
+        tree.number_topologically(users, log)?;
+        Ok(tree)
+    }
+}
+
+/// Moves the modules listed in `<dir>/modules.order` to the front, in file order.
+fn apply_modules_order(dirname: &[u8], modules: &mut Vec<Candidate>, log: &Log) {
+    const ORDER: &str = "modules.order";
+    let Some(data) = output::read_at(dirname, ORDER, log) else {
+        return;
+    };
+    let by_path: HashMap<&[u8], usize> = modules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| Some((m.uncompressed_rel()?, i)))
+        .collect();
+    let n = modules.len() as i64;
+    let mut key = vec![1i64; modules.len()];
+    let mut next = -n;
+    for (lineno, chunk) in output::fgets_lines(&data, 4096).enumerate() {
+        let line = output::c_str(chunk);
+        if line.is_empty() {
+            continue;
+        }
+        let Some(line) = line.strip_suffix(b"\n") else {
+            log.log(
+                Prio::Error,
+                format_args!(
+                    "{}/{ORDER}:{} corrupted line misses '\\n'",
+                    Show(dirname),
+                    lineno + 1
+                ),
+            );
+            return;
+        };
+        if let Some(&i) = by_path.get(line) {
+            if key[i] < 0 {
+                continue;
+            }
+            key[i] = next;
+            next += 1;
+        }
+    }
+    let mut keyed: Vec<(i64, Candidate)> = key.into_iter().zip(modules.drain(..)).collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    modules.extend(keyed.into_iter().map(|(_, m)| m));
+}
+
+/// A needed symbol, as stored in [`Needs`].
+struct Need<'a> {
+    name: &'a [u8],
+    crc: u64,
+    weak: bool,
+}
+
+/// The symbols a module needs, names packed in one buffer: there are hundreds of
+/// thousands of them in a distribution tree.
+#[derive(Default)]
+struct Needs {
+    names: Vec<u8>,
+    entries: Vec<(u32, u64, bool)>,
+}
+
+impl Needs {
+    fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
+        self.names.extend_from_slice(name);
+        self.entries.push((self.names.len() as u32, crc, weak));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Need<'_>> {
+        let mut start = 0usize;
+        self.entries.iter().map(move |&(end, crc, weak)| {
+            let name = &self.names[start..end as usize];
+            start = end as usize;
+            Need { name, crc, weak }
+        })
+    }
+}
+
+/// What depmod takes from one module file.
+#[derive(Default)]
+struct Loaded {
+    /// Exported symbols and their CRCs.
+    exports: Vec<(Vec<u8>, u64)>,
+    /// For a file that cannot be read as a module: the errno kmod reports, and a
+    /// more precise cause to print before it.
+    error: Option<(Errno, Option<String>)>,
+    aliases: Vec<Vec<u8>>,
+    softdeps: Vec<Vec<u8>>,
+    weakdeps: Vec<Vec<u8>>,
+    needs: Needs,
+}
+
+impl Loaded {
+    fn read(path: &[u8]) -> Loaded {
+        let failed = |e: ModuleError| {
+            let detail = match &e {
+                ModuleError::Decompress(_, d) => Some(d.to_string()),
+                _ => None,
+            };
+            Loaded {
+                error: Some((e.errno(), detail)),
+                ..Loaded::default()
+            }
+        };
+        let file = match ModuleFile::open(as_path(path)) {
+            Ok(f) => f,
+            Err(e) => return failed(e),
+        };
+        let elf = match file.elf() {
+            Ok(elf) => elf,
+            Err(e) => return failed(e),
+        };
+        let mut loaded = Loaded {
+            exports: elf
+                .exported_symbols()
+                .into_iter()
+                .map(|s| (s.name.to_vec(), s.crc))
+                .collect(),
+            ..Loaded::default()
+        };
+        if let Some(modinfo) = elf.section(".modinfo") {
+            for entry in split_strings(modinfo) {
+                // libkmod gives a string without `=` an empty value.
+                let (key, value) = match entry.iter().position(|&b| b == b'=') {
+                    Some(eq) => (&entry[..eq], &entry[eq + 1..]),
+                    None => (entry, &entry[entry.len()..]),
+                };
+                let list = match key {
+                    b"alias" => &mut loaded.aliases,
+                    b"softdep" => &mut loaded.softdeps,
+                    b"weakdep" => &mut loaded.weakdeps,
+                    _ => continue,
+                };
+                list.push(value.to_vec());
+            }
+        }
+        // libkmod lists no needed symbols at all without a usable symbol table,
+        // not even the __versions entries.
+        if has_symbol_table(&elf) {
+            for sym in elf.dependency_symbols() {
+                loaded.needs.push(sym.name, sym.crc, sym.weak);
+            }
+        }
+        loaded
+    }
+}
+
+fn has_symbol_table(elf: &ModuleElf) -> bool {
+    let entry_size = match elf.class() {
+        Class::Elf32 => 16,
+        Class::Elf64 => 24,
+    };
+    elf.section(".strtab").is_some()
+        && elf
+            .section(".symtab")
+            .is_some_and(|s| s.len() % entry_size == 0)
+}
+
+/// A module in the final array.
+struct Module {
+    candidate: Candidate,
+    aliases: Vec<Vec<u8>>,
+    softdeps: Vec<Vec<u8>>,
+    weakdeps: Vec<Vec<u8>>,
+    /// Direct dependencies (array indexes) in the order they were found.
+    deps: Vec<u32>,
+    /// Topological number: a module comes before every module it needs.
+    order: u32,
+}
+
+impl Module {
+    fn name(&self) -> &[u8] {
+        &self.candidate.name
+    }
+
+    /// The path modules.dep shows: relative to the module directory when inside it.
+    fn shown_path(&self) -> &[u8] {
+        let c = &self.candidate;
+        &c.path[c.rel.unwrap_or(0)..]
+    }
+}
+
+/// Every module read and ordered, dependencies resolved: ready for output.
+pub struct Tree {
+    settings: Settings,
+    modules: Vec<Module>,
+    symbols: Symbols,
+}
+
+impl Tree {
+    /// Numbers the modules so each comes before what it needs, taking modules off a
+    /// stack of those no remaining module needs; fails on dependency cycles.
+    fn number_topologically(&mut self, mut users: Vec<u32>, log: &Log) -> Result<(), Failure> {
+        let mut stack: Vec<u32> = (0..self.modules.len() as u32)
+            .filter(|&i| users[i as usize] == 0)
+            .collect();
+        let mut numbered = 0u32;
+        while let Some(i) = stack.pop() {
+            let m = &mut self.modules[i as usize];
+            m.order = numbered;
+            numbered += 1;
+            for &d in &m.deps {
+                users[d as usize] -= 1;
+                if users[d as usize] == 0 {
+                    stack.push(d);
+                }
+            }
+        }
+        if (numbered as usize) < self.modules.len() {
+            let names: Vec<&[u8]> = self.modules.iter().map(Module::name).collect();
+            let deps: Vec<&[u32]> = self.modules.iter().map(|m| &m.deps[..]).collect();
+            cycles::report(&names, &deps, &users, log);
+            return Err(Failure::Reported);
+        }
+        Ok(())
+    }
+
+    /// Every module `index` needs, directly or not, in topological order.
+    fn closure(&self, index: usize, seen: &mut [u32], stamp: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut todo: Vec<u32> = self.modules[index].deps.iter().rev().copied().collect();
+        while let Some(d) = todo.pop() {
+            if seen[d as usize] == stamp {
+                continue;
+            }
+            seen[d as usize] = stamp;
+            out.push(d);
+            todo.extend(self.modules[d as usize].deps.iter().rev());
+        }
+        out.sort_by_key(|&d| self.modules[d as usize].order);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_and_suffixes() {
+        assert_eq!(
+            modname(b"/x/snd-hda-intel.ko.xz").unwrap(),
+            b"snd_hda_intel"
+        );
+        assert_eq!(modname(b"foo.bar.ko").unwrap(), b"foo");
+        assert_eq!(modname(b"/x/"), None);
+        assert!(has_module_suffix(b"a.ko.zst"));
+        assert!(!has_module_suffix(b".ko"));
+    }
+
+    #[test]
+    fn relative_paths() {
+        let c = Candidate::new(
+            b"/m/6.1/kernel/a/foo-bar.ko.xz".to_vec(),
+            b"foo_bar".to_vec(),
+            b"/m/6.1",
+        );
+        assert_eq!(c.uncompressed_rel().unwrap(), b"kernel/a/foo-bar.ko");
+        let c = Candidate::new(b"/m/6.1/foo.bar.ko".to_vec(), b"foo".to_vec(), b"/m/6.1");
+        // The name's length plus ".ko", whatever the file name really continues with.
+        assert_eq!(c.uncompressed_rel().unwrap(), b"foo.ba");
+        let c = Candidate::new(b"/m/6.10/x.ko".to_vec(), b"x".to_vec(), b"/m/6.1");
+        assert_eq!(c.rel, None);
+    }
+}

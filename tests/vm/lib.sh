@@ -1,6 +1,6 @@
 # Helpers for guest tests (POSIX sh, run by dash in the vm-test initramfs; see
 # docs/vm-test.md).  A test script sources this file, makes its checks, and ends
-# with `finish`, which prints "RESULT <test>: N passed, N failed" and exits
+# with `finish`, which prints "RESULT <test>.sh: N passed, N failed" and exits
 # non-zero if any check failed.  A script that exits without calling finish
 # fails too, so an early `exit 0` or a dying shell cannot pass by accident.
 #
@@ -29,7 +29,9 @@ _failed=0
 _finished=0
 _on_exit() {
     if [ "$_finished" = 0 ]; then
-        echo "FAIL: $TEST_NAME exited before finish (status $1)"
+        fail "$TEST_NAME exited before finish (status $1)"
+        _finished=1
+        echo "RESULT ${0##*/}: $_passed passed, $_failed failed"
         exit 1
     fi
 }
@@ -115,7 +117,7 @@ same_as_ref() {
     if [ $_ok = 1 ]; then
         pass "$_desc"
     else
-        fail "$_desc: $_tool $* differs from reference kmod (exit $(cat "$T/ours.rc"), reference $(cat "$T/ref.rc"))"
+        fail "$_desc: $_tool${*:+ $*} differs from reference kmod (exit $(cat "$T/ours.rc"), reference $(cat "$T/ref.rc"))"
         for _s in out err; do
             cmp -s "$T/ours.$_s" "$T/ref.$_s" ||
                 diff -u "$T/ref.$_s" "$T/ours.$_s" | sed "s/^/    std$_s | /"
@@ -131,7 +133,7 @@ is_loaded() { grep -q "^$1 " /proc/modules; }
 
 finish() {
     _finished=1
-    echo "RESULT $TEST_NAME: $_passed passed, $_failed failed"
+    echo "RESULT ${0##*/}: $_passed passed, $_failed failed"
     [ "$_failed" = 0 ] || exit 1
     exit 0
 }

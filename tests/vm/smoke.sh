@@ -97,6 +97,7 @@ check "our rmmod of the reference-loaded dummy" rmmod dummy
 
 echo "--- insmod errors, compared with reference kmod"
 for old in /vm/data/dummy-*.ko; do
+    [ -f "$old" ] || fail "no module for another kernel in /vm/data"
     same_as_ref "insmod of a module for another kernel (${old##*/})" insmod "$old"
 done
 same_as_ref "insmod with missing dependencies" insmod "$XFS"

@@ -16,22 +16,7 @@ use crate::fnmatch::fnmatch;
 use crate::kernel::{self, InitState, InsertFlags, Kernel, StateError};
 use crate::resolve::{alias_normalize, IndexKind, ModuleDir};
 
-/// What modprobe needs from `modprobe.d` (and the kernel command line), in config order.
-#[derive(Debug, Clone, Default)]
-pub struct Rules {
-    /// (pattern, module name)
-    pub aliases: Vec<(String, String)>,
-    /// (module name, options)
-    pub options: Vec<(String, String)>,
-    /// (pattern, command)
-    pub install: Vec<(String, String)>,
-    pub remove: Vec<(String, String)>,
-    pub blacklist: Vec<String>,
-    /// (pattern, pre, post)
-    pub softdeps: Vec<(String, Vec<String>, Vec<String>)>,
-    /// (pattern, modules)
-    pub weakdeps: Vec<(String, Vec<String>)>,
-}
+pub use crate::config::ModprobeConfig as Rules;
 
 pub type ModId = usize;
 
@@ -379,17 +364,17 @@ impl<'a> Context<'a> {
     /// The pre and post softdeps of the first matching `softdep` line.
     pub fn softdeps(&mut self, id: ModId, report: &mut dyn Report) -> (Vec<ModId>, Vec<ModId>) {
         let name = self.modules[id].name.clone();
-        let Some((_, pre, post)) = self
+        let Some(softdep) = self
             .rules
             .softdeps
             .iter()
-            .find(|(pattern, _, _)| fnmatch(pattern, &name))
+            .find(|s| fnmatch(&s.name, &name))
             .cloned()
         else {
             return (Vec::new(), Vec::new());
         };
-        let pre = self.resolve_names(&pre, report);
-        let post = self.resolve_names(&post, report);
+        let pre = self.resolve_names(&softdep.pre, report);
+        let post = self.resolve_names(&softdep.post, report);
         (pre, post)
     }
 

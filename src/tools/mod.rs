@@ -390,6 +390,40 @@ impl Logger {
     }
 }
 
+/// Messages libkmod prints while reading configuration, before a tool's own logger
+/// is installed: `libkmod: ERROR: <function>: <message>`, shown at ERROR unless
+/// `KMOD_LOG` says otherwise.
+pub fn report_library_diagnostics(diagnostics: &[kmod_rs::config::Diagnostic]) {
+    if diagnostics.is_empty() || kmod_log_threshold() < LOG_ERR {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    for d in diagnostics {
+        let _ = writeln!(err, "libkmod: ERROR: {}: {}", d.function, d.message);
+    }
+}
+
+/// libkmod's default log threshold: ERROR, or `KMOD_LOG` (a number, or a word
+/// starting with "err", "info" or "debug").
+fn kmod_log_threshold() -> i32 {
+    match std::env::var("KMOD_LOG") {
+        Ok(v) => {
+            if let Ok(n) = v.trim().parse::<i32>() {
+                n
+            } else if v.starts_with("err") {
+                LOG_ERR
+            } else if v.starts_with("info") {
+                LOG_INFO
+            } else if v.starts_with("debug") {
+                LOG_DEBUG
+            } else {
+                LOG_ERR
+            }
+        }
+        Err(_) => LOG_ERR,
+    }
+}
+
 /// An I/O error as C's strerror words it (no "(os error N)" suffix).
 pub fn strerror(e: &std::io::Error) -> String {
     match e.raw_os_error() {

@@ -7,6 +7,7 @@ use std::path::Path;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use nix::errno::Errno;
 
+use kmod_rs::config::ModprobeConfig;
 use kmod_rs::kernel::LiveKernel;
 use kmod_rs::module::{options_from_words, ModuleFile};
 use kmod_rs::probe::{Context, ModId, ProbeFlags, Report, State};
@@ -384,7 +385,20 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         },
     };
     let live = LiveKernel::default();
-    let rules = kmod_rs::probe::Rules::default();
+    let config_paths: Option<Vec<std::path::PathBuf>> = m
+        .get_many::<String>("config")
+        .map(|v| v.map(std::path::PathBuf::from).collect());
+    let cmdline = std::fs::read("/proc/cmdline")
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b[..b.len().min(4095)]).into_owned());
+    let mut diagnostics = Vec::new();
+    let rules = ModprobeConfig::load(
+        dir.path(),
+        config_paths.as_deref(),
+        cmdline.as_deref(),
+        &mut diagnostics,
+    );
+    super::report_library_diagnostics(&diagnostics);
     let mut ctx = Context::new(dir, rules, &live);
     let mut report = ModprobeReport { log: &log, show };
 

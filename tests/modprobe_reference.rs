@@ -160,3 +160,59 @@ fn resolve_aliases() {
         compare_each(&format!("{name}: -R"), runs);
     }
 }
+
+/// A modprobe.d exercising every directive and the malformed-line messages: `-c`,
+/// `-n -v`, `-D`, `-R`, `-r -n -v` and blacklisting must match kmod, stderr included.
+#[test]
+fn configuration_directives() {
+    let tree = Tree::get("trixie-amd64");
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/modprobe.d");
+    let base: Vec<OsString> = vec![
+        "-C".into(),
+        config.into(),
+        "-d".into(),
+        tree.ref_root.clone().into(),
+        "-S".into(),
+        tree.kver.clone().into(),
+    ];
+    let cases: &[&[&str]] = &[
+        &["-c"],
+        &["-n", "-v", "my-dummy"],
+        &["-D", "snd-hda-intel"],
+        &["-D", "btrfs"],
+        &["-R", "my-dummy"],
+        &["-R", "pci:v00001234d00005678sv0sd0bc0sc0i0"],
+        &["-n", "-v", "fake-mod"],
+        &["-D", "fake-mod"],
+        &["-n", "-v", "-b", "dummy"],
+        &["-n", "-v", "net-pf-99"],
+        &["-n", "-v", "second-alias"],
+        &["-D", "loop-install"],
+        &["-r", "-n", "-v", "fake-mod"],
+        &["-n", "-v", "dummy", "foo=bar", "x=a b"],
+        &["-n", "my-dummy"],
+        &["-D", "-i", "btrfs"],
+        &["--show-depends", "--ignore-install", "fake-mod"],
+        &["-c", "ignored-argument"],
+        &[],
+        &["-w", "12x", "dummy"],
+        &["--bogus"],
+    ];
+    let runs = cases
+        .iter()
+        .map(|c| {
+            base.iter()
+                .cloned()
+                .chain(c.iter().map(OsString::from))
+                .collect()
+        })
+        .collect();
+    compare_each("modprobe with fixtures/modprobe.d", runs);
+    // The default configuration directories of this machine, and the tree's own
+    // modules.softdep, with no -C.
+    let plain: Vec<OsString> = base[2..].to_vec();
+    compare_each(
+        "modprobe -c with the default directories",
+        vec![plain.iter().cloned().chain(["-c".into()]).collect()],
+    );
+}

@@ -734,6 +734,7 @@ fn show_versions(
 
 fn show_config_dump(ctx: &Context) -> bool {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = out.write_all(ctx.rules.dump().as_bytes());
     let _ = writeln!(
         out,
         "\n# End of configuration files. Dumping indexes now:\n"

@@ -198,7 +198,9 @@ General Options:
 ";
 
 /// Splits `MODPROBE_OPTIONS` into words at spaces; a word may be quoted with `"` or
-/// `'`, and quotes inside a word are dropped (kmod's rules).
+/// `'`, and quotes inside a word are dropped (kmod's rules). kmod 34.2 also turns
+/// every extra space, and the space after a quoted word, into an empty argument that
+/// then fails as "Module  not found"; we drop those empty words instead.
 fn split_env_options(env: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
@@ -207,7 +209,9 @@ fn split_env_options(env: &str) -> Vec<String> {
     for c in env.chars() {
         match quote {
             None if c == ' ' => {
-                words.push(std::mem::take(&mut word));
+                if started {
+                    words.push(std::mem::take(&mut word));
+                }
                 started = false;
             }
             None if c == '"' || c == '\'' => {
@@ -222,7 +226,7 @@ fn split_env_options(env: &str) -> Vec<String> {
             Some(_) => word.push(c),
         }
     }
-    if started || !word.is_empty() {
+    if started {
         words.push(word);
     }
     words
@@ -750,4 +754,27 @@ fn show_config_dump(ctx: &Context) -> bool {
         }
     }
     out.flush().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_c_ulong, split_env_options};
+
+    #[test]
+    fn env_words() {
+        assert_eq!(split_env_options("-q  -v"), ["-q", "-v"]);
+        assert_eq!(split_env_options("\"-C /x y\" -v"), ["-C /x y", "-v"]);
+        assert_eq!(split_env_options("-Ca'b c'd"), ["-Cab cd"]);
+        assert_eq!(split_env_options("''"), [""]);
+        assert!(split_env_options("").is_empty());
+    }
+
+    #[test]
+    fn wait_values() {
+        assert_eq!(parse_c_ulong("100"), Some(100));
+        assert_eq!(parse_c_ulong("0x10"), Some(16));
+        assert_eq!(parse_c_ulong("010"), Some(8));
+        assert_eq!(parse_c_ulong("12x"), None);
+        assert_eq!(parse_c_ulong(""), None);
+    }
 }

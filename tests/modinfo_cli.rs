@@ -108,3 +108,42 @@ fn kmod_front_end_runs_tools() {
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).starts_with("invalid command 'frobnicate'"));
 }
+
+#[test]
+fn other_tools_command_lines_match_kmod() {
+    let cases: &[(&str, &[&str])] = &[
+        ("insmod", &["--help"]),
+        ("insmod", &[]),
+        ("insmod", &["-"]),
+        ("insmod", &["/no/such/file.ko"]),
+        ("insmod", &["--bogus"]),
+        ("rmmod", &["--help"]),
+        ("rmmod", &[]),
+        ("rmmod", &["-x"]),
+        ("lsmod", &["--help"]),
+        ("lsmod", &["extra"]),
+        ("lsmod", &["-V", "--bogus"]),
+        ("modprobe", &["--help"]),
+        ("modprobe", &[]),
+        ("modprobe", &["--wait", "x", "dummy"]),
+        ("modprobe", &["-C"]),
+        ("modprobe", &["--ignore", "-h"]),
+        ("modprobe", &["--show", "-h"]),
+        ("modprobe", &["--remove-dep", "-h"]),
+    ];
+    for (tool, args) in cases {
+        let a = run_as(&ours(tool), tool, *args);
+        let b = run_as(&reference(tool), tool, *args);
+        let show = |o: &std::process::Output| {
+            let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+            // The feature line differs on purpose (+ZLIB): compare the rest.
+            let stdout = stdout.replace("-ZLIB", "+ZLIB");
+            format!(
+                "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        };
+        assert_eq!(show(&a), show(&b), "{tool} {args:?}");
+    }
+}

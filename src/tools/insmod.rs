@@ -3,18 +3,19 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use clap::{Arg, ArgAction, Command};
+use clap::Command;
 use nix::errno::Errno;
 
 use kmod_rs::kernel::{self, InsertError, InsertFlags, LiveKernel};
 use kmod_rs::module::options_from_words;
 
-use super::{flag, help_or_version, parse, short_name, strerror, Logger, LOG_ERR, LOG_INFO};
+use super::{flag, short_name, start, strerror, tool_logger, with_common_flags, words, LOG_INFO};
 
 const USAGE: &[&str] = &["[options] filename [module options]"];
 
 pub fn command() -> Command {
-    Command::new("insmod")
+    with_common_flags(
+        Command::new("insmod")
         .about("Insert a module into the Linux kernel")
         .arg(flag(
             "force",
@@ -22,16 +23,7 @@ pub fn command() -> Command {
             "force",
             "DANGEROUS: forces a module load, may cause\ndata corruption and crash your machine",
         ))
-        .arg(flag("syslog", 's', "syslog", "print to syslog, not stderr"))
-        .arg(flag("verbose", 'v', "verbose", "enables more messages").action(ArgAction::Count))
-        .arg(flag("version", 'V', "version", "show version"))
-        .arg(flag("help", 'h', "help", "show this help"))
-        .arg(
-            Arg::new("args")
-                .action(ArgAction::Append)
-                .allow_hyphen_values(false)
-                .value_parser(clap::value_parser!(OsString)),
-        )
+    )
 }
 
 /// kmod's wording for the errors the kernel gives on insertion.
@@ -47,23 +39,12 @@ fn insert_strerror(errno: Errno) -> String {
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let prog = short_name(argv0);
-    let cmd = command();
-    let m = match parse(cmd.clone(), argv0, args) {
+    let m = match start(&command(), argv0, args, USAGE, 18) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    if let Some(code) = help_or_version(&m, &cmd, prog, USAGE, 18) {
-        return code;
-    }
-    let log = Logger::new(
-        prog,
-        LOG_ERR + i32::from(m.get_count("verbose")),
-        m.get_flag("syslog"),
-    );
-    let words: Vec<String> = m
-        .get_many::<OsString>("args")
-        .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
+    let log = tool_logger(prog, &m);
+    let words = words(&m);
     let Some((filename, params)) = words.split_first() else {
         log.error("missing filename.");
         return 1;

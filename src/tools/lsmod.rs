@@ -3,44 +3,25 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::{Arg, ArgAction, Command};
+use clap::Command;
 
 use kmod_rs::kernel::{self, LiveKernel};
 
-use super::{flag, help_or_version, parse, short_name, strerror, Logger, LOG_ERR};
+use super::{short_name, start, strerror, tool_logger, with_common_flags, Logger};
 
 const USAGE: &[&str] = &["[options]"];
 
 pub fn command() -> Command {
-    Command::new("lsmod")
-        .about("Show the status of modules in the Linux kernel")
-        .arg(flag("syslog", 's', "syslog", "print to syslog, not stderr"))
-        .arg(flag("verbose", 'v', "verbose", "enables more messages").action(ArgAction::Count))
-        .arg(flag("version", 'V', "version", "show version"))
-        .arg(flag("help", 'h', "help", "show this help"))
-        .arg(
-            Arg::new("args")
-                .action(ArgAction::Append)
-                .hide(true)
-                .value_parser(clap::value_parser!(OsString)),
-        )
+    with_common_flags(Command::new("lsmod")).about("Show the status of modules in the Linux kernel")
 }
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let prog = short_name(argv0);
-    let cmd = command();
-    let m = match parse(cmd.clone(), argv0, args) {
+    let m = match start(&command(), argv0, args, USAGE, 18) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    if let Some(code) = help_or_version(&m, &cmd, prog, USAGE, 18) {
-        return code;
-    }
-    let log = Logger::new(
-        prog,
-        LOG_ERR + i32::from(m.get_count("verbose")),
-        m.get_flag("syslog"),
-    );
+    let log = tool_logger(prog, &m);
     if m.contains_id("args") {
         log.error("too many arguments provided.");
         return 1;

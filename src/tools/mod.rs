@@ -7,6 +7,7 @@ use std::io::Write;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+pub mod depmod;
 pub mod insmod;
 pub mod lsmod;
 pub mod modinfo;
@@ -37,10 +38,7 @@ pub fn run_tool(name: &str, argv0: &str, args: Vec<OsString>) -> Option<i32> {
         "rmmod" => rmmod::run(argv0, args),
         "lsmod" => lsmod::run(argv0, args),
         "modprobe" => modprobe::run(argv0, args),
-        "depmod" => {
-            eprintln!("{name}: ERROR: not implemented yet in kmod-rs");
-            1
-        }
+        "depmod" => depmod::run(argv0, args),
         _ => return None,
     };
     Some(code)
@@ -111,7 +109,8 @@ fn kmod_help() {
          lsmod        compat lsmod command\n  \
          rmmod        compat rmmod command\n  \
          insmod       compat insmod command\n  \
-         modinfo      compat modinfo command\n"
+         modinfo      compat modinfo command\n  \
+         depmod       compat depmod command\n"
     );
 }
 
@@ -240,6 +239,55 @@ fn report_unknown_option(argv0: &str, word: &str, longs: &[&str]) {
         let c = word.trim_start_matches('-').chars().next().unwrap_or('?');
         eprintln!("{argv0}: invalid option -- '{c}'");
     }
+}
+
+/// `-s`, `-v`, `-V` and `-h`, which insmod, rmmod and lsmod share, and a positional
+/// list `args`.
+pub fn with_common_flags(cmd: Command) -> Command {
+    cmd.arg(flag("syslog", 's', "syslog", "print to syslog, not stderr"))
+        .arg(flag("verbose", 'v', "verbose", "enables more messages").action(ArgAction::Count))
+        .arg(flag("version", 'V', "version", "show version"))
+        .arg(flag("help", 'h', "help", "show this help"))
+        .arg(positional_args())
+}
+
+/// Positional arguments, kept as raw OS strings.
+pub fn positional_args() -> Arg {
+    Arg::new("args")
+        .action(ArgAction::Append)
+        .value_parser(clap::value_parser!(OsString))
+}
+
+/// The positional words as strings.
+pub fn words(m: &ArgMatches) -> Vec<String> {
+    m.get_many::<OsString>("args")
+        .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// Parses a tool's command line and handles `-h`/`-V`: Ok(matches) to go on, or the
+/// exit code.
+pub fn start(
+    cmd: &Command,
+    argv0: &str,
+    args: Vec<OsString>,
+    usages: &[&str],
+    width: usize,
+) -> Result<ArgMatches, i32> {
+    let m = parse(cmd.clone(), argv0, args)?;
+    match help_or_version(&m, cmd, short_name(argv0), usages, width) {
+        Some(code) => Err(code),
+        None => Ok(m),
+    }
+}
+
+/// The logger of a tool with `-s` and `-v`, at ERROR plus one level per `-v`.
+pub fn tool_logger(prog: &str, m: &ArgMatches) -> Logger {
+    Logger::new(
+        prog,
+        LOG_ERR + i32::from(m.get_count("verbose")),
+        m.get_flag("syslog"),
+    )
 }
 
 /// A boolean option.

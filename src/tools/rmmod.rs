@@ -3,55 +3,37 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use clap::{Arg, ArgAction, Command};
+use clap::Command;
 
 use kmod_rs::kernel::{self, InitState, Kernel, LiveKernel, StateError};
 use kmod_rs::module::name_from_path;
 use kmod_rs::resolve::{IndexKind, ModuleDir};
 
-use super::{flag, help_or_version, parse, short_name, Logger, LOG_ERR};
+use super::{flag, short_name, start, tool_logger, with_common_flags, words};
 
 const USAGE: &[&str] = &["[options] [list of modulenames]"];
 
 pub fn command() -> Command {
-    Command::new("rmmod")
-        .about("Remove modules from the Linux kernel")
-        .arg(flag(
-            "force",
-            'f',
-            "force",
-            "DANGEROUS: forces a module unload and may\ncrash your machine",
-        ))
-        .arg(flag("syslog", 's', "syslog", "print to syslog, not stderr"))
-        .arg(flag("verbose", 'v', "verbose", "enables more messages").action(ArgAction::Count))
-        .arg(flag("version", 'V', "version", "show version"))
-        .arg(flag("help", 'h', "help", "show this help"))
-        .arg(
-            Arg::new("modules")
-                .action(ArgAction::Append)
-                .value_parser(clap::value_parser!(OsString)),
-        )
+    with_common_flags(
+        Command::new("rmmod")
+            .about("Remove modules from the Linux kernel")
+            .arg(flag(
+                "force",
+                'f',
+                "force",
+                "DANGEROUS: forces a module unload and may\ncrash your machine",
+            )),
+    )
 }
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let prog = short_name(argv0);
-    let cmd = command();
-    let m = match parse(cmd.clone(), argv0, args) {
+    let m = match start(&command(), argv0, args, USAGE, 18) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    if let Some(code) = help_or_version(&m, &cmd, prog, USAGE, 18) {
-        return code;
-    }
-    let log = Logger::new(
-        prog,
-        LOG_ERR + i32::from(m.get_count("verbose")),
-        m.get_flag("syslog"),
-    );
-    let names: Vec<String> = m
-        .get_many::<OsString>("modules")
-        .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
+    let log = tool_logger(prog, &m);
+    let names = words(&m);
     if names.is_empty() {
         log.error("missing module name.");
         return 1;

@@ -1,0 +1,361 @@
+//! `depmod`: writes modules.dep, the module indexes and the other `modules.*` files
+//! of a kernel's module directory, byte for byte as kmod 34.2 does.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use kmod_rs::depmod::{
+    is_up_to_date, load_rules, prepare_output_dir, strerror, write_files, Depmod, Failure, Log,
+    Prio, Settings,
+};
+use kmod_rs::resolve::{kernel_release, MODULE_DIRECTORY};
+
+use super::{flag, help_or_version, parse, short_name, value};
+
+const USAGE: &[&str] = &[
+    "-[aA] [options] [forced_version]",
+    "[options] version filename...",
+];
+
+/// Column where option descriptions start in `--help`.
+const HELP_WIDTH: usize = 26;
+
+/// kmod refuses paths of PATH_MAX bytes or more.
+const PATH_MAX: usize = 4096;
+
+pub fn command() -> Command {
+    Command::new("depmod")
+        .about("Generate modules.dep and map files")
+        .arg(flag(
+            "all",
+            'a',
+            "all",
+            "Scan every module (the default without file names)",
+        ))
+        .arg(flag(
+            "quick",
+            'A',
+            "quick",
+            "Do nothing when no module is newer than modules.dep",
+        ))
+        .arg(flag(
+            "errsyms",
+            'e',
+            "errsyms",
+            "Report needed symbols nothing provides",
+        ))
+        .arg(
+            flag(
+                "show",
+                'n',
+                "show",
+                "Print the text files on stdout, write nothing",
+            )
+            .alias("dry-run"),
+        )
+        .arg(value(
+            "symbol-prefix",
+            'P',
+            "symbol-prefix",
+            "CHAR",
+            "Ignore this symbol prefix character",
+        ))
+        .arg(value(
+            "config",
+            'C',
+            "config",
+            "PATH",
+            "Read depmod.d configuration from PATH",
+        ))
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .help("Print dependencies as they are found; repeat for more messages")
+                .action(ArgAction::Count),
+        )
+        .arg(flag(
+            "warn",
+            'w',
+            "warn",
+            "Warn about duplicate index entries",
+        ))
+        .arg(flag("version", 'V', "version", "Show version"))
+        .arg(flag("help", 'h', "help", "Show this help"))
+        .arg(value(
+            "basedir",
+            'b',
+            "basedir",
+            "DIR",
+            "Use DIR as the root of /lib/modules",
+        ))
+        .arg(value(
+            "moduledir",
+            'm',
+            "moduledir",
+            "DIR",
+            "Use DIR instead of /lib/modules",
+        ))
+        .arg(value(
+            "outdir",
+            'o',
+            "outdir",
+            "DIR",
+            "Write under DIR instead of the root",
+        ))
+        .arg(value(
+            "filesyms",
+            'F',
+            "filesyms",
+            "FILE",
+            "Kernel symbols from a System.map FILE",
+        ))
+        .arg(value(
+            "symvers",
+            'E',
+            "symvers",
+            "FILE",
+            "Kernel symbols and CRCs from a Module.symvers FILE",
+        ))
+        .arg(
+            Arg::new("args")
+                .action(ArgAction::Append)
+                .value_parser(clap::value_parser!(OsString)),
+        )
+}
+
+fn values(m: &ArgMatches, id: &str) -> Vec<(usize, OsString)> {
+    match (m.indices_of(id), m.get_many::<String>(id)) {
+        (Some(i), Some(v)) => i.zip(v.map(OsString::from)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn last(m: &ArgMatches, id: &str) -> Option<Vec<u8>> {
+    values(m, id).pop().map(|(_, v)| v.into_vec())
+}
+
+/// sscanf(s, "%u.%u") == 2: what depmod accepts as a kernel version.
+fn is_version_number(s: &[u8]) -> bool {
+    fn number(s: &[u8]) -> Option<&[u8]> {
+        let s = &s[s
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace() || **b == b'\x0b')
+            .count()..];
+        let s = s
+            .strip_prefix(b"+")
+            .or_else(|| s.strip_prefix(b"-"))
+            .unwrap_or(s);
+        let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+        (digits > 0).then(|| &s[digits..])
+    }
+    number(s)
+        .and_then(|rest| rest.strip_prefix(b"."))
+        .and_then(number)
+        .is_some()
+}
+
+fn as_path(bytes: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// Like C's path_make_absolute_cwd: relative paths are joined to the working directory.
+fn absolute(path: &[u8]) -> Vec<u8> {
+    kmod_rs::resolve::absolute(as_path(path))
+        .into_os_string()
+        .into_vec()
+}
+
+pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
+    let prog = short_name(argv0);
+    let cmd = command();
+    let m = match parse(cmd.clone(), argv0, args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let log = Log::new(prog, m.get_count("verbose") as usize);
+
+    // getopt acts on -h, -V and a bad -P in the order it meets them.
+    let flag_index = |id: &str| m.get_flag(id).then(|| m.index_of(id)).flatten();
+    let bad_prefix = values(&m, "symbol-prefix")
+        .into_iter()
+        .find(|(_, v)| v.len() != 1)
+        .map(|(i, _)| i);
+    if let Some(bad) = bad_prefix {
+        if [flag_index("help"), flag_index("version")]
+            .into_iter()
+            .flatten()
+            .all(|i| i > bad)
+        {
+            log.log(Prio::Fatal, format_args!("-P only takes a single char"));
+            return 1;
+        }
+    }
+    if let Some(code) = help_or_version(&m, &cmd, prog, USAGE, HELP_WIDTH) {
+        return code;
+    }
+
+    let positional: Vec<Vec<u8>> = m
+        .get_many::<OsString>("args")
+        .map(|v| v.map(|s| s.clone().into_vec()).collect())
+        .unwrap_or_default();
+    let version = match positional.first() {
+        Some(v) if !is_version_number(v) => {
+            log.log(
+                Prio::Error,
+                format_args!("Bad version passed {}", String::from_utf8_lossy(v)),
+            );
+            return 1;
+        }
+        Some(v) => v.clone(),
+        None => match kernel_release() {
+            Ok(r) => r.into_bytes(),
+            Err(e) => {
+                let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+                log.log(
+                    Prio::Fatal,
+                    format_args!("uname() failed: {}", strerror(errno)),
+                );
+                return 1;
+            }
+        },
+    };
+    let files = positional.get(1..).unwrap_or_default();
+
+    let Some((dirname, outdir)) = directories(&m, &version, &log) else {
+        return 1;
+    };
+
+    let dry_run = m.get_flag("show");
+    let mut all = m.get_flag("all") || files.is_empty();
+    if m.get_flag("quick") {
+        if dry_run || is_up_to_date(&dirname, &log) {
+            return 0;
+        }
+        all = true;
+    }
+
+    let symvers = last(&m, "symvers");
+    let system_map = last(&m, "filesyms");
+    let errsyms = m.get_flag("errsyms");
+    let settings = Settings {
+        dirname: dirname.clone(),
+        sym_prefix: last(&m, "symbol-prefix").and_then(|p| p.first().copied()),
+        check_symvers: symvers.is_some(),
+        print_unknown: errsyms && (symvers.is_some() || system_map.is_some()),
+        warn_dups: m.get_flag("warn"),
+        show_needs: m.get_count("verbose") > 0,
+    };
+    let mut depmod = Depmod::new(settings, &log);
+    if !load_kernel_symbols(&mut depmod, symvers, system_map, errsyms, &log) {
+        return 1;
+    }
+
+    let result = if all {
+        // depmod.d is read only when scanning everything; -C replaces its directories.
+        let config: Option<Vec<PathBuf>> = m
+            .get_many::<String>("config")
+            .map(|v| v.map(PathBuf::from).collect());
+        depmod.scan(&load_rules(config.as_deref(), &version, &log))
+    } else {
+        files.iter().try_for_each(|f| depmod.add_file(f))
+    };
+    let result = result
+        .and_then(|()| depmod.build())
+        .and_then(|tree| {
+            if !dry_run {
+                prepare_output_dir(&outdir)?;
+            }
+            tree.render(&log, dry_run)
+        })
+        .and_then(|files| {
+            if dry_run {
+                let mut out = std::io::stdout().lock();
+                for f in &files {
+                    let _ = out.write_all(&f.data);
+                }
+                let _ = out.flush();
+                Ok(())
+            } else {
+                write_files(&outdir, &files, &log)
+            }
+        });
+    match result {
+        Ok(()) => 0,
+        Err(Failure::Fatal(msg)) => {
+            log.bytes(Prio::Fatal, &msg);
+            1
+        }
+        Err(Failure::Reported) => 1,
+    }
+}
+
+/// The input and output module directories: `<root>/<moduledir>/<version>` and the
+/// same under `-o`'s root, by plain concatenation; None after an error.
+fn directories(m: &ArgMatches, version: &[u8], log: &Log) -> Option<(Vec<u8>, Vec<u8>)> {
+    let root = last(m, "basedir").map(|b| absolute(&b)).unwrap_or_default();
+    let out_root = last(m, "outdir").map(|o| absolute(&o));
+    let moduledir = last(m, "moduledir").unwrap_or_else(|| MODULE_DIRECTORY.as_bytes().to_vec());
+    // The module directory is always relative to the root.
+    let moduledir = &moduledir[moduledir.iter().take_while(|&&b| b == b'/').count()..];
+    let join = |root: &[u8]| [root, b"/", moduledir, b"/", version].concat();
+    let dirname = join(&root);
+    let outdir = join(out_root.as_deref().unwrap_or(&root));
+    for dir in [&dirname, &outdir] {
+        if dir.len() >= PATH_MAX {
+            log.log(
+                Prio::Error,
+                format_args!(
+                    "Bad directory {}: path too long",
+                    String::from_utf8_lossy(dir)
+                ),
+            );
+            return None;
+        }
+    }
+    Some((dirname, outdir))
+}
+
+/// `-E` or `-F` (the former wins), loaded before any module so that module exports
+/// replace these symbols; false after a FATAL error.
+fn load_kernel_symbols(
+    depmod: &mut Depmod,
+    symvers: Option<Vec<u8>>,
+    system_map: Option<Vec<u8>>,
+    errsyms: bool,
+    log: &Log,
+) -> bool {
+    let (file, loaded) = match (symvers, system_map) {
+        (Some(f), _) => {
+            let loaded = depmod.load_symvers(as_path(&f));
+            (f, loaded)
+        }
+        (None, Some(f)) => {
+            let loaded = depmod.load_system_map(as_path(&f));
+            (f, loaded)
+        }
+        (None, None) => {
+            if errsyms {
+                log.log(Prio::Warning, format_args!("-e needs -E or -F"));
+            }
+            return true;
+        }
+    };
+    let Err(e) = loaded else {
+        return true;
+    };
+    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    log.log(
+        Prio::Fatal,
+        format_args!(
+            "could not load {}: {}",
+            as_path(&file).display(),
+            strerror(errno)
+        ),
+    );
+    false
+}

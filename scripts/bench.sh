@@ -1,7 +1,7 @@
 #!/bin/bash
 # Side-by-side timings of kmod-rs and reference kmod 34.2 on the same real module tree,
 # whole-process wall time with hyperfine. Prints each pair and the ratio ours/kmod.
-# Usage: scripts/bench.sh [modinfo|all]
+# Usage: scripts/bench.sh [modinfo|depmod|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -23,9 +23,10 @@ libs=$REF/kmod/root/usr/lib/x86_64-linux-gnu
 kmod_cmd() { echo "$libs/ld-linux-x86-64.so.2 --library-path $libs --argv0 $1 $REF/kmod/root/usr/bin/kmod"; }
 
 # compare NAME ARGS...: hyperfine both, print mean times and the ratio.
+# WARMUP and RUNS override hyperfine's warm-up and minimum run counts.
 compare() {
   local name=$1; shift
-  hyperfine -N --warmup 3 --min-runs 30 --export-json "$out/r.json" \
+  hyperfine -N --warmup "${WARMUP:-3}" --min-runs "${RUNS:-30}" --export-json "$out/r.json" \
     -n ours "$bin/$name $*" -n kmod "$(kmod_cmd "$name") $*" >/dev/null
   python3 - "$out/r.json" "$name $*" <<'PY'
 import json, sys
@@ -43,4 +44,19 @@ if [ "$what" = modinfo ] || [ "$what" = all ]; then
   compare modinfo -b "$tree/ref" -k "$kver" snd-hda-intel
   compare modinfo -F alias -b "$tree/ref" -k "$kver" e1000e
   compare modinfo -b "$tree/ref" -k "$kver" "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00"
+fi
+
+# Peak resident set size in kB of a command, the largest of three runs.
+peak_rss() {
+  for _ in 1 2 3; do /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; done | sort -n | tail -1
+}
+
+if [ "$what" = depmod ] || [ "$what" = all ]; then
+  # A private copy of the tree, hard-linked where possible: depmod only replaces its
+  # output files (by renaming), it never writes into existing ones.
+  root=$out/depmod-root
+  cp -al "$tree/pristine" "$root" 2>/dev/null || cp -a "$tree/pristine" "$root"
+  WARMUP=1 RUNS=10 compare depmod -b "$root" "$kver"
+  # shellcheck disable=SC2046 # kmod_cmd's words are meant to be split
+  echo "    peak RSS: ours $(peak_rss "$bin/depmod" -b "$root" "$kver") kB   kmod $(peak_rss $(kmod_cmd depmod) -b "$root" "$kver") kB"
 fi

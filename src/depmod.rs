@@ -7,6 +7,7 @@
 //! the index layout. Reading the module files is the slow part (decompression), so
 //! it runs in parallel; everything order-dependent runs afterwards, in kmod's order.
 
+mod config;
 mod cycles;
 mod output;
 mod scan;
@@ -25,6 +26,7 @@ use rayon::prelude::*;
 use crate::elf::{split_strings, Class, ModuleElf};
 use crate::module::{ModuleError, ModuleFile};
 
+pub use config::{load_rules, CONFIG_DIRS};
 pub use output::{prepare_output_dir, write_files, OutputFile};
 pub use scan::{is_up_to_date, Override, Rules, Search};
 use symbols::Symbols;
@@ -105,7 +107,7 @@ impl Log {
 pub enum Failure {
     /// A FATAL message still to be printed.
     Fatal(Vec<u8>),
-    /// The reasons were printed already (dependency cycles).
+    /// The reasons were printed already.
     Reported,
 }
 
@@ -472,8 +474,12 @@ struct Needs {
 
 impl Needs {
     fn push(&mut self, name: &[u8], crc: u64, weak: bool) {
+        // Offsets are 32-bit; names beyond 4 GiB (never in a real module) are dropped.
+        let Ok(end) = u32::try_from(self.names.len() + name.len()) else {
+            return;
+        };
         self.names.extend_from_slice(name);
-        self.entries.push((self.names.len() as u32, crc, weak));
+        self.entries.push((end, crc, weak));
     }
 
     fn iter(&self) -> impl Iterator<Item = Need<'_>> {

@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
@@ -269,12 +269,19 @@ impl Depmod<'_> {
         let Some(name) = modname(path) else {
             return;
         };
-        let new = Candidate::new(path.to_vec(), name, &self.settings.dirname);
+        let dirname = &self.settings.dirname;
+        let new = Candidate::new(path.to_vec(), name, dirname);
         if let Some(old) = self.candidates.get(&new.name) {
-            if keep_old(rules, searches, &self.settings.dirname, old, &new) {
+            if keep_old(rules, searches, dirname, old, &new) {
                 return;
             }
         }
+        // The comparison used the path as found; the module keeps it made absolute
+        // (an external directory may be given relative to the working directory).
+        let absolute = crate::resolve::absolute(as_path(path))
+            .into_os_string()
+            .into_vec();
+        let new = Candidate::new(absolute, new.name, dirname);
         self.candidates.insert(new.name.clone(), new);
     }
 }

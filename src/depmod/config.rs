@@ -1,0 +1,290 @@
+//! depmod.d: the configuration depmod reads when it scans a whole tree, turned into
+//! the [`Rules`] the scan applies. Files, lines and messages as kmod 34.2 has them.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::{io_errno, strerror, Log, Override, Prio, Rules, Search, Show};
+
+/// Where depmod.d files are looked for unless `-C` names others; for a file name
+/// found in several, the first directory wins.
+pub const CONFIG_DIRS: [&str; 5] = [
+    "/etc/depmod.d",
+    "/run/depmod.d",
+    "/usr/local/lib/depmod.d",
+    "/usr/lib/depmod.d",
+    "/lib/depmod.d",
+];
+
+/// Reads the configuration files of `paths` (files or directories; the standard
+/// directories when None) for kernel `version`, in file-name order.
+pub fn load_rules(paths: Option<&[PathBuf]>, version: &[u8], log: &Log) -> Rules {
+    let defaults: Vec<PathBuf> = CONFIG_DIRS.iter().map(PathBuf::from).collect();
+    let mut files: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+    for path in paths.unwrap_or(&defaults) {
+        list_files(path, &mut files, log);
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rules = Rules::default();
+    for (_, file) in &files {
+        match std::fs::read(file) {
+            Ok(text) => parse(&mut rules, &text, file, version, log),
+            Err(e) => log.log(
+                Prio::Error,
+                format_args!("file parse {}: {}", file.display(), strerror(io_errno(&e))),
+            ),
+        }
+    }
+    rules
+}
+
+/// Adds the configuration files `path` stands for, unless a file of the same name is
+/// there already.
+fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
+    let mut add = |name: &[u8], file: PathBuf| {
+        if !files.iter().any(|(n, _)| n == name) {
+            files.push((name.to_vec(), file));
+        }
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        let name = path.file_name().map_or(&b""[..], |n| n.as_bytes());
+        add(name, path.to_path_buf());
+        return;
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => {
+            log.log(
+                Prio::Error,
+                format_args!("files list {}: {}", path.display(), strerror(io_errno(&e))),
+            );
+            return;
+        }
+    };
+    for entry in entries.map_while(Result::ok) {
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        if name.starts_with(b".") {
+            continue;
+        }
+        if name.len() < 6 || !name.ends_with(b".conf") {
+            log.log(
+                Prio::Info,
+                format_args!(
+                    "All cfg files need .conf: {}/{}",
+                    path.display(),
+                    Show(name)
+                ),
+            );
+            continue;
+        }
+        match std::fs::metadata(entry.path()) {
+            Err(_) => log.log(
+                Prio::Error,
+                format_args!(
+                    "Cannot stat directory entry: {}{}",
+                    path.display(),
+                    Show(name)
+                ),
+            ),
+            Ok(m) if m.is_dir() => log.log(
+                Prio::Error,
+                format_args!(
+                    "Directories inside directories are not supported: {}/{}",
+                    path.display(),
+                    Show(name)
+                ),
+            ),
+            Ok(_) => add(name, entry.path()),
+        }
+    }
+}
+
+/// Logical lines with the number of the physical line each ends on: a backslash
+/// joins a line with the next and otherwise keeps only the character after it.
+fn lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    let mut number = 0;
+    let mut bytes = text.iter().copied();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\n' => {
+                number += 1;
+                out.push((number, std::mem::take(&mut line)));
+            }
+            b'\\' => match bytes.next() {
+                Some(b'\n') => number += 1,
+                Some(c) => line.push(c),
+                None => {}
+            },
+            c => line.push(c),
+        }
+    }
+    if !line.is_empty() {
+        out.push((number + 1, line));
+    }
+    out
+}
+
+/// Whether a version pattern of an `override` or `external` line matches: `*`, or a
+/// POSIX extended regular expression found anywhere in the version.
+fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
+    if pattern == b"*" {
+        return true;
+    }
+    let (Ok(pattern), Ok(version)) = (CString::new(pattern), CString::new(version)) else {
+        return false;
+    };
+    // SAFETY: regex_t is plain data that regcomp initialises before regexec reads it,
+    // and it is freed only after a successful regcomp. Both strings are NUL-terminated.
+    unsafe {
+        let mut regex: nix::libc::regex_t = std::mem::zeroed();
+        let flags = nix::libc::REG_EXTENDED | nix::libc::REG_NOSUB;
+        if nix::libc::regcomp(&mut regex, pattern.as_ptr(), flags) != 0 {
+            return false;
+        }
+        let found = nix::libc::regexec(&regex, version.as_ptr(), 0, std::ptr::null_mut(), 0) == 0;
+        nix::libc::regfree(&mut regex);
+        found
+    }
+}
+
+fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log) {
+    let file = file.display();
+    for (number, line) in lines(text) {
+        if line.first().is_none_or(|&b| b == b'#') {
+            continue;
+        }
+        let mut words = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .filter(|w| !w.is_empty());
+        let Some(command) = words.next() else {
+            continue;
+        };
+        let mut arguments = |n: usize| -> Option<Vec<&[u8]>> {
+            let args: Vec<&[u8]> = words.by_ref().take(n).collect();
+            (args.len() == n).then_some(args)
+        };
+        let bad = match command {
+            b"search" => {
+                rules.search.extend(words.by_ref().map(|w| match w {
+                    b"built-in" => Search::BuiltIn,
+                    b"external" => Search::External,
+                    dir => Search::Dir(dir.to_vec()),
+                }));
+                false
+            }
+            b"exclude" => {
+                rules.excludes.extend(words.by_ref().map(<[u8]>::to_vec));
+                false
+            }
+            b"override" => match arguments(3) {
+                None => true,
+                Some(args) => {
+                    if version_matches(args[1], version) {
+                        rules.overrides.push(Override {
+                            modname: args[0].to_vec(),
+                            subdir: args[2].to_vec(),
+                        });
+                    } else {
+                        log.log(
+                            Prio::Info,
+                            format_args!(
+                                "{file}:{number}: override kernel did not match {}",
+                                Show(args[1])
+                            ),
+                        );
+                    }
+                    false
+                }
+            },
+            b"external" => match arguments(2) {
+                None => true,
+                Some(args) => {
+                    if version_matches(args[0], version) {
+                        rules.externals.push(args[1].to_vec());
+                    } else {
+                        log.log(
+                            Prio::Info,
+                            format_args!(
+                                "{file}:{number}: external directory did not match {}",
+                                Show(args[0])
+                            ),
+                        );
+                    }
+                    false
+                }
+            },
+            b"include" | b"make_map_files" => {
+                log.log(
+                    Prio::Info,
+                    format_args!(
+                        "{file}:{number}: command {} not implemented yet",
+                        Show(command)
+                    ),
+                );
+                false
+            }
+            _ => true,
+        };
+        if bad {
+            log.log(
+                Prio::Error,
+                format_args!(
+                    "{file}:{number}: ignoring bad line starting with '{}'",
+                    Show(command)
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuation_lines() {
+        let text = b"a \\\nb\n\\#c\nd\\";
+        let expected: Vec<(usize, Vec<u8>)> = vec![
+            (2, b"a b".to_vec()),
+            (3, b"#c".to_vec()),
+            (4, b"d".to_vec()),
+        ];
+        assert_eq!(lines(text), expected);
+    }
+
+    #[test]
+    fn versions() {
+        assert!(version_matches(b"*", b"6.1.0"));
+        assert!(version_matches(b"4\\.4\\..*", b"4.4.4"));
+        assert!(version_matches(b"1", b"6.1.0"));
+        assert!(!version_matches(b"^5", b"6.1.0"));
+        assert!(!version_matches(b"(", b"6.1.0"));
+    }
+
+    #[test]
+    fn directives() {
+        let log = Log::new("test", 0);
+        let mut rules = Rules::default();
+        let text = b"search updates built-in\nexternal * /ext\nexternal ^9 /no\n\
+                     override a 6.* extra\nexclude build2\n\tsearch external\n";
+        parse(&mut rules, text, Path::new("x.conf"), b"6.1", &log);
+        assert_eq!(
+            rules.search,
+            [
+                Search::Dir(b"updates".to_vec()),
+                Search::BuiltIn,
+                Search::External
+            ]
+        );
+        assert_eq!(rules.externals, [b"/ext".to_vec()]);
+        assert_eq!(rules.overrides.len(), 1);
+        assert_eq!(rules.excludes, [b"build2".to_vec()]);
+    }
+}

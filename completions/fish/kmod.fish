@@ -30,15 +30,18 @@ function __kmod_option_value --argument-names short long
     echo $value
 end
 
-# Whether any of the options in $argv was given before the word being completed;
-# short options are also found in bundles such as -vr.
-function __kmod_seen
+# Whether any of the modprobe options in $argv was given before the word being
+# completed. Short options are also found in bundles such as -vr, up to a letter
+# that takes a value (the rest of the word is that value).
+function __kmod_modprobe_seen
     for token in (commandline -opc)[2..-1]
+        contains -- $token $argv; and return 0
+        string match -qr -- '^-[^-]' $token; or continue
+        set -l flags (string sub -s 2 -- $token | string replace -r -- '[CdSw].*' '')
         for option in $argv
-            if test $token = $option
+            if string match -qr -- '^-.$' $option
+                and string match -q -- "*"(string sub -s 2 -- $option)"*" "$flags"
                 return 0
-            else if string match -qr -- '^-[^-]' $token; and string match -qr -- '^-.$' $option
-                string match -q -- "*"(string sub -s 2 -- $option)"*" $token; and return 0
             end
         end
     end
@@ -170,14 +173,14 @@ complete -c modinfo -s h -l help -d 'Print a usage summary and exit'
 function __kmod_modprobe_arguments
     set -l root (__kmod_option_value d dirname)
     set -l release (__kmod_option_value S set-version)
-    if __kmod_seen --show-modversions --dump-modversions --show-exports
+    if __kmod_modprobe_seen --show-modversions --dump-modversions --show-exports
         or string match -q -- '*/*' (commandline -ct)
         __kmod_module_files
-    else if __kmod_seen -r --remove --remove-holders --remove-dependencies
+    else if __kmod_modprobe_seen -r --remove --remove-holders --remove-dependencies
         __kmod_loaded_modules
     else
         set -l args (__kmod_args -C --config -d --dirname -S --set-version -w --wait)
-        if set -q args[1]; and not __kmod_seen -a --all
+        if set -q args[1]; and not __kmod_modprobe_seen -a --all
             set -l modinfo_args
             test -n "$root"; and set -a modinfo_args -b $root
             test -n "$release"; and set -a modinfo_args -k $release

@@ -54,7 +54,7 @@ pub struct DepEntry {
 /// A module directory (`/lib/modules/VERSION`) and lazily opened indexes.
 pub struct ModuleDir {
     dir: PathBuf,
-    indexes: [std::cell::OnceCell<Option<Index>>; 5],
+    indexes: [std::cell::OnceCell<Result<Index, String>>; 5],
 }
 
 impl ModuleDir {
@@ -86,9 +86,29 @@ impl ModuleDir {
     /// An index, opened once; None when it is missing or unreadable, which kmod
     /// treats as "no match" rather than an error.
     pub fn index(&self, kind: IndexKind) -> Option<&Index> {
-        self.indexes[kind as usize]
-            .get_or_init(|| Index::open(&self.dir.join(kind.file_name())).ok())
-            .as_ref()
+        self.open_index(kind).as_ref().ok()
+    }
+
+    /// Why an index could not be used (missing, unreadable, not an index), if so.
+    pub fn index_problem(&self, kind: IndexKind) -> Option<&str> {
+        self.open_index(kind).as_ref().err().map(String::as_str)
+    }
+
+    fn open_index(&self, kind: IndexKind) -> &Result<Index, String> {
+        self.indexes[kind as usize].get_or_init(|| {
+            let path = self.dir.join(kind.file_name());
+            Index::open(&path).map_err(|e| match e {
+                crate::index::IndexError::Io(_, io) => match io.raw_os_error() {
+                    Some(code) => format!(
+                        "{}: {}",
+                        path.display(),
+                        nix::errno::Errno::from_raw(code).desc()
+                    ),
+                    None => format!("{}: {io}", path.display()),
+                },
+                other => format!("{}: {other}", path.display()),
+            })
+        })
     }
 
     /// The `modules.dep` entry of a module name.

@@ -11,7 +11,7 @@ use kmod_rs::config::ModprobeConfig;
 use kmod_rs::kernel::LiveKernel;
 use kmod_rs::module::{options_from_words, ModuleFile};
 use kmod_rs::probe::{Context, ModId, ProbeFlags, Report, State};
-use kmod_rs::resolve::ModuleDir;
+use kmod_rs::resolve::{IndexKind, ModuleDir};
 
 use super::{
     flag, parse, print_version, short_name, value, Logger, LOG_CRIT, LOG_ERR, LOG_WARNING,
@@ -501,6 +501,10 @@ fn insert(
         match ctx.lookup(arg) {
             Ok(ids) if !ids.is_empty() => ids,
             _ => {
+                // kmod says only "not found"; say why when the index itself is unusable.
+                if let Some(problem) = ctx.dir.index_problem(IndexKind::Dep) {
+                    report.log(LOG_WARNING, &format!("{problem} (run depmod)"));
+                }
                 let dir = ctx.dir.path().display().to_string();
                 report.log(
                     opts.fail_prio,

@@ -111,6 +111,7 @@ impl ModprobeConfig {
         files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut config = ModprobeConfig::default();
         for (_, path) in files {
+            tracing::debug!("parsing file '{}'", path.display());
             if let Ok(bytes) = std::fs::read(&path) {
                 config.parse(&bytes, &path.to_string_lossy(), diagnostics);
             }

@@ -251,11 +251,20 @@ pub fn insert_module(
         if flags.force_modversion {
             kflags |= MODULE_INIT_IGNORE_MODVERSIONS;
         }
+        tracing::debug!(
+            "finit_module {} flags={kflags:#x} params='{}'",
+            path.display(),
+            params.to_string_lossy()
+        );
         match kernel.finit_module(&file, &params, kflags) {
             Err(Errno::ENOSYS) => {}
             other => return other.map_err(InsertError::Kernel),
         }
     }
+    tracing::debug!(
+        "init_module {}: decompressing in user space",
+        path.display()
+    );
     let module = ModuleFile::open(path).map_err(InsertError::Open)?;
     if !(flags.force_vermagic || flags.force_modversion) {
         return kernel

@@ -154,6 +154,7 @@ impl<'a> Context<'a> {
     /// commands, modules.alias, builtin, builtin aliases; the first that yields wins.
     pub fn lookup(&mut self, given: &str) -> Result<Vec<ModId>, Errno> {
         let alias = alias_normalize(given).ok_or(Errno::EINVAL)?;
+        tracing::debug!("input alias={given}, normalized={alias}");
         let matches: Vec<(String, String)> = self
             .rules
             .aliases
@@ -399,6 +400,7 @@ impl<'a> Context<'a> {
         report: &mut dyn Report,
     ) {
         if self.modules[id].visited {
+            tracing::debug!("Ignore module '{}': already visited", self.modules[id].name);
             return;
         }
         self.modules[id].visited = true;
@@ -465,6 +467,7 @@ impl<'a> Context<'a> {
         for m in list {
             let mut err: Result<(), Errno> = Ok(());
             if !flags.ignore_loaded && self.in_kernel(m, report) {
+                tracing::debug!("Ignoring module '{}': already loaded", self.modules[m].name);
                 err = Err(Errno::EEXIST);
             } else {
                 let options =

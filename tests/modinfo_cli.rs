@@ -147,3 +147,44 @@ fn other_tools_command_lines_match_kmod() {
         assert_eq!(show(&a), show(&b), "{tool} {args:?}");
     }
 }
+
+#[test]
+fn debug_logging_follows_verbosity_and_kmod_log() {
+    let tree = Tree::get("trixie-amd64");
+    let root = tree.ref_root.to_string_lossy().into_owned();
+    let base = [
+        "-C",
+        "/nonexistent-config-dir",
+        "-d",
+        &root,
+        "-S",
+        &tree.kver,
+        "-D",
+        "dummy",
+    ];
+    let quiet = run_as(&ours("modprobe"), "modprobe", base);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let verbose = run_as(
+        &ours("modprobe"),
+        "modprobe",
+        ["-vvv"].into_iter().chain(base),
+    );
+    let text = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        text.contains("modprobe: DEBUG: input alias=dummy, normalized=dummy"),
+        "{text}"
+    );
+    let env = std::process::Command::new(ours("modprobe"))
+        .args(base)
+        .env("KMOD_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&env.stderr).contains("modprobe: DEBUG: "));
+    // Debug output never changes stdout.
+    assert_eq!(quiet.stdout, verbose.stdout);
+    assert_eq!(quiet.stdout, env.stdout);
+}

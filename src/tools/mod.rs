@@ -472,6 +472,46 @@ fn kmod_log_threshold() -> i32 {
     }
 }
 
+/// Sends the library's `tracing` debug events to stderr in kmod's log format
+/// (`prog: DEBUG: message`) when the threshold reaches DEBUG (`-v` enough times, or
+/// `KMOD_LOG=debug`); otherwise no subscriber is installed and they cost nothing.
+pub fn init_debug_log(prog: &str, threshold: i32) {
+    use tracing_subscriber::layer::SubscriberExt;
+    if threshold.max(kmod_log_threshold()) < LOG_DEBUG {
+        return;
+    }
+    let subscriber = tracing_subscriber::registry().with(KmodLayer {
+        prog: prog.to_string(),
+    });
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+struct KmodLayer {
+    prog: String,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for KmodLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let prio = match *event.metadata().level() {
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::WARN => "WARNING",
+            tracing::Level::INFO => "INFO",
+            _ => "DEBUG",
+        };
+        let _ = writeln!(std::io::stderr(), "{}: {prio}: {}", self.prog, message.0);
+    }
+}
+
 /// An I/O error as C's strerror words it (no "(os error N)" suffix).
 pub fn strerror(e: &std::io::Error) -> String {
     match e.raw_os_error() {

@@ -332,6 +332,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         std::env::set_var("MODPROBE_OPTIONS", value);
     }
     let log = Logger::new(&prog, verbose, use_syslog);
+    super::init_debug_log(&prog, verbose);
 
     let words: Vec<String> = m
         .get_many::<OsString>("args")
@@ -432,30 +433,19 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     i32::from(!ok)
 }
 
-/// The log threshold: WARNING, `-q` sets EMERG and each `-v` adds one, in command-line
-/// order (so `-q -v` is 1 and `-v -q` is 0).
+/// The log threshold: WARNING plus one per `-v`; `-q` sets it to EMERG, so only `-v`
+/// given after `-q` count (clap keeps the position of the last `-v` only, so with
+/// both, all `-v` are taken as following `-q` when the last one does).
 fn verbosity(m: &ArgMatches) -> i32 {
-    let mut events: Vec<(usize, bool)> = Vec::new();
-    if m.get_flag("quiet") {
-        events.extend(
-            m.indices_of("quiet")
-                .into_iter()
-                .flatten()
-                .map(|i| (i, true)),
-        );
+    let count = i32::from(m.get_count("verbose"));
+    if !m.get_flag("quiet") {
+        return LOG_WARNING + count;
     }
-    if m.get_count("verbose") > 0 {
-        events.extend(
-            m.indices_of("verbose")
-                .into_iter()
-                .flatten()
-                .map(|i| (i, false)),
-        );
+    let last = |id: &str| m.indices_of(id).and_then(|mut i| i.next_back());
+    match (last("quiet"), last("verbose")) {
+        (Some(q), Some(v)) if count > 0 && v > q => count,
+        _ => 0,
     }
-    events.sort();
-    events
-        .into_iter()
-        .fold(LOG_WARNING, |v, (_, quiet)| if quiet { 0 } else { v + 1 })
 }
 
 /// `strtoul(s, &end, 0)` accepting the whole string only.

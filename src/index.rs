@@ -359,6 +359,14 @@ impl Index {
     /// Every key and value in libkmod's dump order: a node's values, then its children
     /// in character order (so keys come out byte-sorted), as `modprobe -c` prints them.
     pub fn for_each(&self, mut f: impl FnMut(&str, &IndexValue)) {
+        self.for_each_raw(|key, priority, value| {
+            f(&String::from_utf8_lossy(key), &to_value((priority, value)))
+        });
+    }
+
+    /// [`Index::for_each`] on the raw bytes, without allocating per entry (for
+    /// `modprobe -c`, which dumps tens of thousands of aliases).
+    pub fn for_each_raw(&self, mut f: impl FnMut(&[u8], u32, &[u8])) {
         let Some(root) = self.node(self.root) else {
             return;
         };
@@ -369,13 +377,12 @@ impl Index {
         loop {
             if let Some((node, restore)) = entered.take() {
                 key.extend_from_slice(node.prefix);
-                let text = String::from_utf8_lossy(&key);
-                for value in node.values() {
+                for (priority, value) in node.values() {
                     if budget == 0 {
                         return;
                     }
                     budget -= 1;
-                    f(&text, &to_value(value));
+                    f(&key, priority, value);
                 }
                 stack.push(Frame {
                     node,

@@ -772,8 +772,12 @@ fn show_config_dump(ctx: &Context) -> bool {
         kmod_rs::resolve::IndexKind::Symbols,
     ] {
         if let Some(index) = ctx.dir.index(kind) {
-            index.for_each(|key, v| {
-                let _ = writeln!(out, "alias {key} {}", v.value);
+            index.for_each_raw(|key, _, value| {
+                let _ = out.write_all(b"alias ");
+                let _ = out.write_all(key);
+                let _ = out.write_all(b" ");
+                let _ = out.write_all(value);
+                let _ = out.write_all(b"\n");
             });
         }
     }

@@ -259,7 +259,8 @@ fn is_c_space(c: char) -> bool {
 
 /// Lines joined across backslash-newline; a backslash before any other character is
 /// dropped and the character kept. Each comes with the number of its last line.
-fn logical_lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
+/// (libkmod and depmod read configuration lines the same way.)
+pub fn logical_lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
     let mut out = Vec::new();
     let mut line = Vec::new();
     let mut line_no = 0;

@@ -104,33 +104,6 @@ fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
     }
 }
 
-/// Logical lines with the number of the physical line each ends on: a backslash
-/// joins a line with the next and otherwise keeps only the character after it.
-fn lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut line = Vec::new();
-    let mut number = 0;
-    let mut bytes = text.iter().copied();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'\n' => {
-                number += 1;
-                out.push((number, std::mem::take(&mut line)));
-            }
-            b'\\' => match bytes.next() {
-                Some(b'\n') => number += 1,
-                Some(c) => line.push(c),
-                None => {}
-            },
-            c => line.push(c),
-        }
-    }
-    if !line.is_empty() {
-        out.push((number + 1, line));
-    }
-    out
-}
-
 /// Whether a version pattern of an `override` or `external` line matches: `*`, or a
 /// POSIX extended regular expression found anywhere in the version.
 fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
@@ -156,7 +129,7 @@ fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
 
 fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log) {
     let file = file.display();
-    for (number, line) in lines(text) {
+    for (number, line) in crate::config::logical_lines(text) {
         if line.first().is_none_or(|&b| b == b'#') {
             continue;
         }
@@ -256,7 +229,7 @@ mod tests {
             (3, b"#c".to_vec()),
             (4, b"d".to_vec()),
         ];
-        assert_eq!(lines(text), expected);
+        assert_eq!(crate::config::logical_lines(text), expected);
     }
 
     #[test]

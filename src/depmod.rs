@@ -319,7 +319,7 @@ impl<'a> Depmod<'a> {
         }
         apply_modules_order(&settings.dirname, &mut modules, log);
 
-        let mut loaded: Vec<Loaded> = modules.par_iter().map(|m| Loaded::read(&m.path)).collect();
+        let mut loaded = read_all(&modules);
 
         for (i, (m, l)) in modules.iter().zip(&mut loaded).enumerate() {
             if let Some((errno, detail)) = l.error.take() {
@@ -412,6 +412,25 @@ impl<'a> Depmod<'a> {
         tree.number_topologically(users, log)?;
         Ok(tree)
     }
+}
+
+/// Reads every module, on all cores. The largest files go first, so that no core is
+/// left idle at the end while another decompresses a big module.
+fn read_all(modules: &[Candidate]) -> Vec<Loaded> {
+    let size = |m: &Candidate| std::fs::metadata(as_path(&m.path)).map_or(0, |md| md.len());
+    let mut by_size: Vec<(u64, usize)> = modules.iter().map(size).zip(0..).collect();
+    by_size.sort_unstable_by(|a, b| b.cmp(a));
+    let read: Vec<(usize, Loaded)> = by_size
+        .par_iter()
+        .map(|&(_, i)| (i, Loaded::read(&modules[i].path)))
+        .collect();
+    let mut loaded: Vec<Loaded> = std::iter::repeat_with(Loaded::default)
+        .take(modules.len())
+        .collect();
+    for (i, l) in read {
+        loaded[i] = l;
+    }
+    loaded
 }
 
 /// Moves the modules listed in `<dir>/modules.order` to the front, in file order.

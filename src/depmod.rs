@@ -128,6 +128,20 @@ pub fn strerror(e: Errno) -> String {
     }
 }
 
+/// Where strtoul/strtoull start reading digits: past leading white space and an
+/// optional sign. Returns that offset and whether the sign was '-'.
+fn number_start(s: &[u8]) -> (usize, bool) {
+    let i = s
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
+        .unwrap_or(s.len());
+    match s.get(i) {
+        Some(b'-') => (i + 1, true),
+        Some(b'+') => (i + 1, false),
+        _ => (i, false),
+    }
+}
+
 fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32))
 }

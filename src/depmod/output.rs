@@ -231,21 +231,7 @@ fn scan_major_minor(s: &[u8], prefix: &[u8]) -> Option<(u32, u32)> {
 }
 
 fn scan_unsigned(s: &[u8]) -> Option<(u32, &[u8])> {
-    let mut i = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
-        .unwrap_or(s.len());
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let (i, negative) = super::number_start(s);
     let digits = s[i..].iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 {
         return None;

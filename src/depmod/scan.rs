@@ -11,7 +11,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
 
 use super::{
     as_path, has_module_suffix, modname, strerror, Candidate, Depmod, Failure, Log, Prio, Show,
@@ -159,8 +159,25 @@ fn kind_of(dir: &Dir, name: &[u8], ty: Option<Type>, path: &[u8], log: &Log) -> 
         Some(Type::Directory) => return Some(true),
         _ => {}
     }
-    match fstatat(dir.as_fd(), OsStr::from_bytes(name), AtFlags::empty()) {
-        Err(e) => {
+    let st = stat_at(dir, name, log)?;
+    let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if fmt == SFlag::S_IFREG {
+        Some(false)
+    } else if fmt == SFlag::S_IFDIR {
+        Some(true)
+    } else {
+        log.log(
+            Prio::Error,
+            format_args!("unsupported file type {}: {:o}", Show(path), fmt.bits()),
+        );
+        None
+    }
+}
+
+/// fstatat following symlinks, logging a failure as kmod does.
+fn stat_at(dir: &Dir, name: &[u8], log: &Log) -> Option<FileStat> {
+    fstatat(dir.as_fd(), OsStr::from_bytes(name), AtFlags::empty())
+        .map_err(|e| {
             log.log(
                 Prio::Error,
                 format_args!(
@@ -169,24 +186,9 @@ fn kind_of(dir: &Dir, name: &[u8], ty: Option<Type>, path: &[u8], log: &Log) -> 
                     Show(name),
                     strerror(e)
                 ),
-            );
-            None
-        }
-        Ok(st) => {
-            let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-            if fmt == SFlag::S_IFREG {
-                Some(false)
-            } else if fmt == SFlag::S_IFDIR {
-                Some(true)
-            } else {
-                log.log(
-                    Prio::Error,
-                    format_args!("unsupported file type {}: {:o}", Show(path), fmt.bits()),
-                );
-                None
-            }
-        }
-    }
+            )
+        })
+        .ok()
 }
 
 fn open_subdir(dir: &Dir, name: &[u8], log: &Log) -> Option<Dir> {
@@ -328,20 +330,8 @@ fn has_newer_module(dir: &mut Dir, time: i64, path: &mut Vec<u8>, log: &Log) -> 
         if matches!(&name[..], b"." | b".." | b"build" | b"source") {
             continue;
         }
-        let st = match fstatat(dir.as_fd(), OsStr::from_bytes(&name), AtFlags::empty()) {
-            Ok(st) => st,
-            Err(e) => {
-                log.log(
-                    Prio::Error,
-                    format_args!(
-                        "fstatat({}, {}): {}",
-                        dir.as_raw_fd(),
-                        Show(&name),
-                        strerror(e)
-                    ),
-                );
-                continue;
-            }
+        let Some(st) = stat_at(dir, &name, log) else {
+            continue;
         };
         let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
         path.truncate(base);

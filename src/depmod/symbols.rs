@@ -193,21 +193,7 @@ impl Symbols {
 /// strtoull(s, &end, 16) that must consume all of `s`: the value, and whether it
 /// overflowed (saturating, as strtoull does). None when characters are left over.
 fn parse_hex(s: &[u8]) -> Option<(u64, bool)> {
-    let mut i = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
-        .unwrap_or(s.len());
-    let negative = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let (mut i, negative) = super::number_start(s);
     let hex = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
     if s.get(i) == Some(&b'0') && matches!(s.get(i + 1), Some(b'x' | b'X')) && hex(s.get(i + 2)) {
         i += 2;

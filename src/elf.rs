@@ -25,6 +25,8 @@ pub enum ElfError {
     BadSection(&'static str, &'static str),
     #[error("no {0} section")]
     MissingSection(&'static str),
+    #[error("empty {0} section")]
+    EmptySection(&'static str),
 }
 
 impl ElfError {
@@ -32,7 +34,7 @@ impl ElfError {
     pub fn errno(&self) -> nix::errno::Errno {
         match self {
             ElfError::NotElf => nix::errno::Errno::ENOEXEC,
-            ElfError::MissingSection(_) => nix::errno::Errno::ENODATA,
+            ElfError::MissingSection(_) | ElfError::EmptySection(_) => nix::errno::Errno::ENODATA,
             ElfError::BadHeader(_) | ElfError::BadSection(..) => nix::errno::Errno::EINVAL,
         }
     }

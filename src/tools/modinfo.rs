@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use kmod_rs::elf::ElfError;
 use kmod_rs::module::{has_module_suffix, ModuleError, ModuleFile};
 use kmod_rs::resolve::{absolute, Found, ModuleDir};
 use kmod_rs::signature::hex_wrapped;
@@ -407,6 +408,14 @@ fn module_entries(path: &Path) -> Result<Vec<Entry>, ModuleError> {
     let modinfo = elf
         .modinfo()
         .map_err(|e| ModuleError::Elf(path.to_path_buf(), e))?;
+    // kmod prints only the filename and signature here and exits 0; the kernel refuses
+    // such a module, so it is an error like a missing section (nothing real has one).
+    if modinfo.is_empty() {
+        return Err(ModuleError::Elf(
+            path.to_path_buf(),
+            ElfError::EmptySection(".modinfo"),
+        ));
+    }
     let mut entries: Vec<Entry> = modinfo
         .into_iter()
         .map(|(k, v)| (k.to_vec(), v.to_vec()))

@@ -75,11 +75,15 @@ peak_rss() {
 }
 
 if [ "$what" = depmod ] || [ "$what" = all ]; then
-  # A private copy of the tree, hard-linked where possible: depmod only replaces its
+  # A private copy of each tree, hard-linked where possible: depmod only replaces its
   # output files (by renaming), it never writes into existing ones.
-  root=$out/depmod-root
-  cp -al "$tree/pristine" "$root" 2>/dev/null || cp -a "$tree/pristine" "$root"
-  WARMUP=1 RUNS=10 compare depmod -b "$root" "$kver"
-  # shellcheck disable=SC2046 # kmod_cmd's words are meant to be split
-  echo "    peak RSS: ours $(peak_rss "$bin/depmod" -b "$root" "$kver") kB   kmod $(peak_rss $(kmod_cmd depmod) -b "$root" "$kver") kB"
+  for name in trixie-amd64 bookworm-amd64; do
+    src=$REF/trees/$name
+    v=$(cat "$src/KVER")
+    root=$out/depmod-$name
+    cp -al "$src/pristine" "$root" 2>/dev/null || cp -a "$src/pristine" "$root"
+    WARMUP=1 RUNS=10 compare depmod -b "$root" "$v"
+    # shellcheck disable=SC2046 # kmod_cmd's words are meant to be split
+    echo "    peak RSS: ours $(peak_rss "$bin/depmod" -b "$root" "$v") kB   kmod $(peak_rss $(kmod_cmd depmod) -b "$root" "$v") kB"
+  done
 fi

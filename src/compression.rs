@@ -68,14 +68,7 @@ impl Compression {
 pub fn decompress(kind: Compression, data: Vec<u8>) -> Result<Vec<u8>, DecompressError> {
     match kind {
         Compression::None => Ok(data),
-        Compression::Xz => {
-            let mut out = Vec::with_capacity(data.len() * 4);
-            // Multi-stream like liblzma's `lzma_stream_decoder(.., LZMA_CONCATENATED)`.
-            liblzma::read::XzDecoder::new_multi_decoder(&data[..])
-                .read_to_end(&mut out)
-                .map_err(|e| DecompressError::Corrupt("xz", e.to_string()))?;
-            Ok(out)
-        }
+        Compression::Xz => decompress_xz(&data),
         Compression::Gzip => {
             let mut out = Vec::with_capacity(data.len() * 4);
             flate2::read::MultiGzDecoder::new(&data[..])
@@ -85,6 +78,98 @@ pub fn decompress(kind: Compression, data: Vec<u8>) -> Result<Vec<u8>, Decompres
         }
         Compression::Zstd => decompress_zstd(&data),
     }
+}
+
+/// Decodes every block of an .xz file, using a thread per core when the file has
+/// several blocks (xz 5.4+ writes large files that way). Concatenated streams are
+/// decoded one after the other, with stream padding between them, as liblzma's
+/// `LZMA_CONCATENATED` does.
+fn decompress_xz(data: &[u8]) -> Result<Vec<u8>, DecompressError> {
+    use liblzma::stream::{Action, MtStreamBuilder, Status, Stream};
+    let corrupt = |e: liblzma::stream::Error| DecompressError::Corrupt("xz", e.to_string());
+    // Threads only pay for themselves when there are blocks to share out and the
+    // cores are not already busy (in depmod's pool they are: reading one file per core).
+    let threads = match xz_last_stream_blocks(data) {
+        Some(blocks) if blocks > 1 && rayon::current_thread_index().is_none() => {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get().min(blocks.min(8) as usize) as u32)
+        }
+        _ => 1,
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(data.len() * 4);
+    let mut input = data;
+    loop {
+        let mut stream = if threads > 1 {
+            MtStreamBuilder::new()
+                .threads(threads)
+                .memlimit_threading(u64::MAX)
+                .memlimit_stop(u64::MAX)
+                .decoder()
+        } else {
+            Stream::new_stream_decoder(u64::MAX, 0)
+        }
+        .map_err(corrupt)?;
+        loop {
+            if out.len() == out.capacity() {
+                out.reserve(out.capacity().max(4096));
+            }
+            let before = stream.total_in();
+            let action = if input.is_empty() {
+                Action::Finish
+            } else {
+                Action::Run
+            };
+            let status = stream
+                .process_vec(input, &mut out, action)
+                .map_err(corrupt)?;
+            input = &input[(stream.total_in() - before) as usize..];
+            match status {
+                Status::StreamEnd => break,
+                // liblzma's LZMA_BUF_ERROR: no progress is possible, and as there is
+                // room for output, the input ended too soon.
+                Status::MemNeeded => {
+                    return Err(DecompressError::Corrupt(
+                        "xz",
+                        "unexpected end of input".into(),
+                    ))
+                }
+                Status::Ok | Status::GetCheck => {}
+            }
+        }
+        // Stream padding: NUL bytes in groups of four.
+        let padding = input.iter().take_while(|&&b| b == 0).count();
+        if padding % 4 != 0 {
+            return Err(DecompressError::Corrupt("xz", "bad stream padding".into()));
+        }
+        input = &input[padding..];
+        if input.is_empty() {
+            return Ok(out);
+        }
+    }
+}
+
+/// The number of blocks the last .xz stream's index records, read from the stream
+/// footer (12 bytes: CRC32, backward size, flags, "YZ") and the index it points to.
+fn xz_last_stream_blocks(data: &[u8]) -> Option<u64> {
+    let end = data.len() - data.iter().rev().take_while(|&&b| b == 0).count();
+    let footer = data.get(end.checked_sub(12)?..end)?;
+    if &footer[10..] != b"YZ" {
+        return None;
+    }
+    let backward = (u32::from_le_bytes(footer[4..8].try_into().ok()?) as usize + 1) * 4;
+    let index = data.get(end.checked_sub(12 + backward)?..)?;
+    if index.first() != Some(&0) {
+        return None;
+    }
+    // Number of records: a little-endian base-128 integer.
+    let mut count = 0u64;
+    for (i, &b) in index[1..].iter().take(9).enumerate() {
+        count |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(count);
+        }
+    }
+    None
 }
 
 fn decompress_zstd(data: &[u8]) -> Result<Vec<u8>, DecompressError> {
@@ -144,6 +229,59 @@ mod tests {
                     "{kind:?} cut at {cut}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn xz_with_several_blocks_and_streams() {
+        use liblzma::stream::{Check, MtStreamBuilder};
+        let payload: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| (i / 3).to_le_bytes())
+            .collect();
+        let encoder = MtStreamBuilder::new()
+            .threads(2)
+            .block_size(256 * 1024)
+            .preset(1)
+            .check(Check::Crc32)
+            .encoder()
+            .unwrap();
+        let mut blocks = Vec::new();
+        let mut e = liblzma::write::XzEncoder::new_stream(&mut blocks, encoder);
+        e.write_all(&payload).unwrap();
+        e.finish().unwrap();
+        assert_eq!(xz_last_stream_blocks(&blocks), Some(7));
+        assert_eq!(
+            decompress(Compression::Xz, blocks.clone()).unwrap(),
+            payload
+        );
+        // Inside a rayon pool the same data is decoded on the calling thread.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(
+            pool.install(|| decompress(Compression::Xz, blocks.clone()))
+                .unwrap(),
+            payload
+        );
+
+        // Two streams with stream padding between them, as `xz` concatenates them.
+        let single = {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            e.write_all(b"tail").unwrap();
+            e.finish().unwrap()
+        };
+        assert_eq!(xz_last_stream_blocks(&single), Some(1));
+        let two = [&blocks[..], &[0; 8], &single[..], &[0; 4]].concat();
+        let mut expected = payload.clone();
+        expected.extend_from_slice(b"tail");
+        assert_eq!(decompress(Compression::Xz, two).unwrap(), expected);
+        let bad_padding = [&blocks[..], &[0; 3], &single[..]].concat();
+        assert!(decompress(Compression::Xz, bad_padding).is_err());
+        let garbage_after = [&blocks[..], b"junk"].concat();
+        assert!(decompress(Compression::Xz, garbage_after).is_err());
+        for cut in [12, blocks.len() / 2, blocks.len() - 1] {
+            assert!(decompress(Compression::Xz, blocks[..cut].to_vec()).is_err());
         }
     }
 }

@@ -130,7 +130,7 @@ pub fn strerror(e: Errno) -> String {
 
 /// Where strtoul/strtoull start reading digits: past leading white space and an
 /// optional sign. Returns that offset and whether the sign was '-'.
-fn number_start(s: &[u8]) -> (usize, bool) {
+pub fn number_start(s: &[u8]) -> (usize, bool) {
     let i = s
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use kmod_rs::depmod::{
-    is_up_to_date, load_rules, prepare_output_dir, strerror, write_files, Depmod, Failure, Log,
-    Prio, Settings,
+    is_up_to_date, load_rules, number_start, prepare_output_dir, strerror, write_files, Depmod,
+    Failure, Log, Prio, Settings,
 };
 use kmod_rs::resolve::{kernel_release, MODULE_DIRECTORY};
 
@@ -142,14 +142,7 @@ fn last(m: &ArgMatches, id: &str) -> Option<Vec<u8>> {
 /// sscanf(s, "%u.%u") == 2: what depmod accepts as a kernel version.
 fn is_version_number(s: &[u8]) -> bool {
     fn number(s: &[u8]) -> Option<&[u8]> {
-        let s = &s[s
-            .iter()
-            .take_while(|b| b.is_ascii_whitespace() || **b == b'\x0b')
-            .count()..];
-        let s = s
-            .strip_prefix(b"+")
-            .or_else(|| s.strip_prefix(b"-"))
-            .unwrap_or(s);
+        let s = &s[number_start(s).0..];
         let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
         (digits > 0).then(|| &s[digits..])
     }

@@ -256,3 +256,94 @@ fn our_reader_reads_kmods_indexes() {
         }
     }
 }
+
+/// The files depmod writes (those the pristine tree lacks), with their contents.
+fn written_files(tree: &Tree, root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let pristine = files(&tree.module_dir(&tree.pristine));
+    files(&tree.module_dir(root))
+        .into_iter()
+        .filter(|(n, _)| !pristine.contains_key(n))
+        .map(|(n, p)| (n, std::fs::read(p).unwrap()))
+        .collect()
+}
+
+fn remove_written(tree: &Tree, root: &Path) {
+    for name in written_files(tree, root).keys() {
+        std::fs::remove_file(tree.module_dir(root).join(name)).unwrap();
+    }
+}
+
+#[test]
+fn bad_input_on_a_real_tree() {
+    // bookworm's plain .ko tree: no modules.order, a truncated real module, a text
+    // file named .ko and a depmod.d with bad lines. Both depmods run on the same copy
+    // (so paths in messages agree) and must print, exit and write alike.
+    let tree = Tree::get("bookworm-amd64");
+    let root = copy_pristine(&tree);
+    let dir = tree.module_dir(&root);
+    std::fs::remove_file(dir.join("modules.order")).unwrap();
+    let victim = dir.join("kernel/drivers/net/dummy.ko");
+    let data = std::fs::read(&victim).unwrap();
+    // Replace, never write through, the hard link to the cached tree.
+    std::fs::remove_file(&victim).unwrap();
+    std::fs::write(&victim, &data[..data.len() / 2]).unwrap();
+    std::fs::write(dir.join("kernel/not-a-module.ko"), "text\n").unwrap();
+    let conf = root.join("depmod.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("bad.conf"),
+        "search\noverride dummy\nexclude\nfrobnicate all\nsearch updates built-in\n",
+    )
+    .unwrap();
+    let args: Vec<OsString> = vec![
+        "-C".into(),
+        conf.into(),
+        "-b".into(),
+        root.clone().into(),
+        tree.kver.clone().into(),
+    ];
+    let run_on_clean = |program: PathBuf| {
+        remove_written(&tree, &root);
+        let out = run(&program, &args);
+        (out, written_files(&tree, &root))
+    };
+    let (a, files_a) = run_on_clean(ours("depmod"));
+    let (b, files_b) = run_on_clean(reference("depmod"));
+    assert_same_output("bad input, real tree", &a, &b);
+    assert_eq!(
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr),
+        "bad input, real tree: stderr"
+    );
+    let stderr = String::from_utf8_lossy(&a.stderr);
+    for expected in ["dummy.ko", "not-a-module.ko", "bad.conf"] {
+        assert!(
+            stderr.contains(expected),
+            "no message naming {expected}:\n{stderr}"
+        );
+    }
+    assert_eq!(files_a.len(), 11);
+    assert!(
+        files_a == files_b,
+        "bad input, real tree: files differ from kmod's"
+    );
+
+    // A module with a non-ASCII alias makes the run fail; our previous indexes stay.
+    let bad = kogen::Module::new("bad")
+        .modinfo("alias", "caf\u{e9}")
+        .build();
+    std::fs::write(dir.join("kernel/bad.ko"), bad).unwrap();
+    let before = written_files(&tree, &root);
+    assert_eq!(before.len(), 11);
+    let failed = run(&ours("depmod"), &args);
+    let after = written_files(&tree, &root);
+    let theirs = run_on_clean(reference("depmod")).0;
+    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(failed.status.code(), theirs.status.code());
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr),
+        String::from_utf8_lossy(&theirs.stderr)
+    );
+    assert!(after == before, "a failed run changed the indexes");
+    let _ = std::fs::remove_dir_all(&root);
+}

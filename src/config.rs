@@ -1,8 +1,16 @@
 //! modprobe configuration: `modprobe.d` files, the module directory's
 //! `modules.softdep`/`modules.weakdep`, and module options on the kernel command line,
-//! parsed exactly as libkmod 34.2 parses them.
+//! parsed exactly as libkmod 34.2 parses them. Everything stays bytes: options reach
+//! the kernel and commands reach `sh` exactly as written.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use crate::compat::fnmatch::fnmatch_bytes;
+use crate::compat::{io_strerror, is_space, until_nul};
+use crate::diag::{Priority, Sink};
+use crate::resolve::underscores;
 
 /// The directories searched when no `-C` is given, first one winning for a file name.
 pub const MODPROBE_DIRS: [&str; 5] = [
@@ -13,248 +21,325 @@ pub const MODPROBE_DIRS: [&str; 5] = [
     "/lib/modprobe.d",
 ];
 
+/// How much of `/proc/cmdline` libkmod reads (its buffer, NUL included).
+const KCMDLINE_SIZE: usize = 4096;
+
 /// A `softdep` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Softdep {
-    pub name: String,
-    pub pre: Vec<String>,
-    pub post: Vec<String>,
+    pub name: Vec<u8>,
+    pub pre: Vec<Vec<u8>>,
+    pub post: Vec<Vec<u8>>,
     /// How `modprobe -c` shows the line (kmod's rendering, quirks included).
-    pub shown: String,
+    pub shown: Vec<u8>,
 }
+
+/// A (module name or pattern, text) pair of the configuration.
+pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// Everything configuration says, each list in configuration order.
 #[derive(Debug, Clone, Default)]
 pub struct ModprobeConfig {
-    pub blacklist: Vec<String>,
+    pub blacklist: Vec<Vec<u8>>,
     /// (module pattern, command)
-    pub install: Vec<(String, String)>,
-    pub remove: Vec<(String, String)>,
+    pub install: Vec<Entry>,
+    pub remove: Vec<Entry>,
     /// (alias pattern, module name)
-    pub aliases: Vec<(String, String)>,
+    pub aliases: Vec<Entry>,
     /// (module name, options)
-    pub options: Vec<(String, String)>,
+    pub options: Vec<Entry>,
     pub softdeps: Vec<Softdep>,
     /// (module pattern, weak dependencies)
-    pub weakdeps: Vec<(String, Vec<String>)>,
-}
-
-/// A message libkmod logs while reading configuration, already worded as kmod words
-/// it (`libkmod: ERROR: ...` is the caller's prefix).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub function: &'static str,
-    pub message: String,
+    pub weakdeps: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
 }
 
 impl ModprobeConfig {
     /// Reads the configuration files of `paths` (the standard directories when None)
     /// plus `module_dir`'s modules.softdep and modules.weakdep, all sorted by file
-    /// name (the first directory wins for a repeated name), then `cmdline`.
+    /// name (the first directory wins for a repeated name), then the kernel command
+    /// line `cmdline`. Problems are logged to `sink` in libkmod's words.
     pub fn load(
         module_dir: &Path,
         paths: Option<&[PathBuf]>,
-        cmdline: Option<&str>,
-        diagnostics: &mut Vec<Diagnostic>,
+        cmdline: Option<&[u8]>,
+        sink: &Sink,
     ) -> ModprobeConfig {
         let defaults: Vec<PathBuf> = MODPROBE_DIRS.iter().map(PathBuf::from).collect();
-        let paths = paths.unwrap_or(&defaults);
-        let mut files: Vec<(String, PathBuf)> = Vec::new();
-        let mut add = |name: String, path: PathBuf| {
-            if !files.iter().any(|(n, _)| *n == name) {
-                files.push((name, path));
-            }
-        };
+        let mut files: Vec<(Vec<u8>, PathBuf)> = Vec::new();
         for special in ["modules.softdep", "modules.weakdep"] {
-            add(special.to_string(), module_dir.join(special));
+            files.push((special.as_bytes().to_vec(), module_dir.join(special)));
         }
-        for path in paths {
-            let Ok(meta) = std::fs::metadata(path) else {
-                continue;
-            };
-            if !meta.is_dir() {
-                let name = path
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                add(name, path.clone());
-                continue;
-            }
-            let Ok(entries) = std::fs::read_dir(path) else {
-                diagnostics.push(Diagnostic {
-                    function: "conf_files_list",
-                    message: format!("opendir({}): Permission denied", path.display()),
-                });
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') || name.len() < 6 || !name.ends_with(".conf") {
-                    continue;
-                }
-                let full = path.join(&name);
-                match std::fs::metadata(&full) {
-                    Err(_) => diagnostics.push(Diagnostic {
-                        function: "conf_files_filter_out",
-                        message: format!("Cannot stat directory entry: {}/{name}", path.display()),
-                    }),
-                    Ok(m) if m.is_dir() => diagnostics.push(Diagnostic {
-                        function: "conf_files_filter_out",
-                        message: format!(
-                            "Directories inside directories are not supported: {}/{name}",
-                            path.display()
-                        ),
-                    }),
-                    Ok(_) => add(name, full),
-                }
-            }
+        for path in paths.unwrap_or(&defaults) {
+            list_files(path, &mut files, sink);
         }
-        files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        // A stable sort keeps the first directory's file first among equal names,
+        // and the dedup keeps only that one.
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files.dedup_by(|later, earlier| later.0 == earlier.0);
         let mut config = ModprobeConfig::default();
         for (_, path) in files {
             tracing::debug!("parsing file '{}'", path.display());
             if let Ok(bytes) = std::fs::read(&path) {
-                config.parse(&bytes, &path.to_string_lossy(), diagnostics);
+                config.parse(&bytes, path.as_os_str().as_bytes(), sink);
             }
         }
         if let Some(cmdline) = cmdline {
-            config.parse_cmdline(cmdline, diagnostics);
+            config.parse_cmdline(cmdline, sink);
         }
         config
     }
 
-    /// Parses one configuration file's text.
-    pub fn parse(&mut self, text: &[u8], file: &str, diagnostics: &mut Vec<Diagnostic>) {
+    /// Parses one configuration file's text; `file` names it in messages.
+    pub fn parse(&mut self, text: &[u8], file: &[u8], sink: &Sink) {
         for (line_no, line) in logical_lines(text) {
-            let line = String::from_utf8_lossy(&line).into_owned();
-            if line.is_empty() || line.starts_with('#') {
+            // libkmod works on the line as a C string.
+            let line = until_nul(&line);
+            if line.is_empty() || line[0] == b'#' {
                 continue;
             }
-            let mut rest = line.as_str();
+            let mut rest = line;
             let Some(cmd) = next_token(&mut rest) else {
                 continue;
             };
+            // The rest of the line after the single separator that ended the module
+            // name, extra blanks included (kmod keeps them); None when nothing is left.
+            let mut name_and_value = || {
+                let name = next_token(&mut rest).and_then(underscores)?;
+                let value = (!rest.is_empty()).then(|| rest.to_vec())?;
+                Some((name, value))
+            };
             let ok = match cmd {
-                "alias" => {
+                b"alias" => {
                     let alias = next_token(&mut rest).and_then(underscores);
                     let module = next_token(&mut rest).and_then(underscores);
-                    match (alias, module) {
-                        (Some(a), Some(m)) => {
-                            self.aliases.push((a, m));
-                            true
-                        }
-                        _ => false,
-                    }
+                    alias
+                        .zip(module)
+                        .map(|entry| self.aliases.push(entry))
+                        .is_some()
                 }
-                "blacklist" => match next_token(&mut rest).and_then(underscores) {
-                    Some(m) => {
-                        self.blacklist.push(m);
-                        true
-                    }
-                    None => false,
-                },
-                "options" | "install" | "remove" | "softdep" | "weakdep" => {
-                    let module = next_token(&mut rest).and_then(underscores);
-                    // The rest of the line after the single separator that ended the
-                    // module name, extra blanks included (kmod keeps them).
-                    let value = (!rest.is_empty()).then_some(rest);
-                    match (module, value) {
-                        (Some(m), Some(v)) => {
-                            self.add(cmd, m, v);
-                            true
-                        }
-                        _ => false,
-                    }
-                }
-                "include" | "config" => {
-                    diagnostics.push(Diagnostic {
-                        function: "kmod_config_parse",
-                        message: format!(
-                            "{file}: command {cmd} is deprecated and not parsed anymore"
-                        ),
-                    });
+                b"blacklist" => next_token(&mut rest)
+                    .and_then(underscores)
+                    .map(|m| self.blacklist.push(m))
+                    .is_some(),
+                b"options" => name_and_value()
+                    .map(|(m, v)| self.options.push((m, replace_tabs(v))))
+                    .is_some(),
+                b"install" => name_and_value().map(|e| self.install.push(e)).is_some(),
+                b"remove" => name_and_value().map(|e| self.remove.push(e)).is_some(),
+                b"softdep" => name_and_value()
+                    .map(|(m, v)| self.softdeps.push(parse_softdep(m, &v)))
+                    .is_some(),
+                b"weakdep" => name_and_value()
+                    .map(|(m, v)| {
+                        let deps = c_words(&v).map(<[u8]>::to_vec).collect();
+                        self.weakdeps.push((m, deps));
+                    })
+                    .is_some(),
+                b"include" | b"config" => {
+                    let mut msg = b"kmod_config_parse: ".to_vec();
+                    msg.extend_from_slice(file);
+                    msg.extend_from_slice(b": command ");
+                    msg.extend_from_slice(cmd);
+                    msg.extend_from_slice(b" is deprecated and not parsed anymore");
+                    sink.log_bytes(Priority::Error, &msg);
                     true
                 }
                 _ => false,
             };
             if !ok {
-                diagnostics.push(Diagnostic {
-                    function: "kmod_config_parse",
-                    message: format!(
-                        "{file} line {line_no}: ignoring bad line starting with '{cmd}'"
-                    ),
-                });
+                let mut msg = b"kmod_config_parse: ".to_vec();
+                msg.extend_from_slice(file);
+                msg.extend_from_slice(format!(" line {line_no}: ").as_bytes());
+                msg.extend_from_slice(b"ignoring bad line starting with '");
+                msg.extend_from_slice(cmd);
+                msg.push(b'\'');
+                sink.log_bytes(Priority::Error, &msg);
             }
-        }
-    }
-
-    fn add(&mut self, directive: &str, module: String, value: &str) {
-        match directive {
-            "options" => self.options.push((module, value.replace('\t', " "))),
-            "install" => self.install.push((module, value.to_string())),
-            "remove" => self.remove.push((module, value.to_string())),
-            "softdep" => self.softdeps.push(parse_softdep(module, value)),
-            _ => self.weakdeps.push((
-                module,
-                value
-                    .split(is_c_space)
-                    .filter(|w| !w.is_empty())
-                    .map(String::from)
-                    .collect(),
-            )),
         }
     }
 
     /// Module options and `modprobe.blacklist=` from the kernel command line, with
     /// libkmod's tokenizer (quotes, grub's re-quoting of `"mod.p=a b"`).
-    pub fn parse_cmdline(&mut self, cmdline: &str, diagnostics: &mut Vec<Diagnostic>) {
+    pub fn parse_cmdline(&mut self, cmdline: &[u8], sink: &Sink) {
+        let cmdline = &cmdline[..cmdline.len().min(KCMDLINE_SIZE - 1)];
         for (module, param) in cmdline_options(cmdline) {
-            if module == "modprobe" && param.starts_with("blacklist=") {
-                for name in param["blacklist=".len()..].split(',') {
-                    self.blacklist.push(name.to_string());
+            if module == b"modprobe" {
+                if let Some(names) = param.strip_prefix(b"blacklist=") {
+                    self.blacklist
+                        .extend(names.split(|&b| b == b',').map(<[u8]>::to_vec));
+                    continue;
                 }
-                continue;
             }
             match underscores(&module) {
                 Some(m) => self.options.push((m, param)),
-                None => diagnostics.push(Diagnostic {
-                    function: "kcmdline_parse_result",
-                    message: format!(
-                        "Ignoring bad option on kernel command line while parsing module name: '{module}'"
-                    ),
-                }),
+                None => {
+                    let mut msg = b"kcmdline_parse_result: Ignoring bad option on kernel \
+                        command line while parsing module name: '"
+                        .to_vec();
+                    msg.extend_from_slice(&module);
+                    msg.push(b'\'');
+                    sink.log_bytes(Priority::Error, &msg);
+                }
             }
         }
     }
 
     /// The configuration part of `modprobe -c`, up to the index dump.
-    pub fn dump(&self) -> String {
-        let mut out = String::new();
+    pub fn dump(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut line = |parts: &[&[u8]]| {
+            out.extend_from_slice(&parts.join(&b' '));
+            out.push(b'\n');
+        };
         for b in &self.blacklist {
-            out.push_str(&format!("blacklist {b}\n"));
+            line(&[b"blacklist", b]);
         }
         for (kind, list) in [
-            ("install", &self.install),
-            ("remove", &self.remove),
-            ("alias", &self.aliases),
-            ("options", &self.options),
+            (&b"install"[..], &self.install),
+            (b"remove", &self.remove),
+            (b"alias", &self.aliases),
+            (b"options", &self.options),
         ] {
             for (k, v) in list {
-                out.push_str(&format!("{kind} {k} {v}\n"));
+                line(&[kind, k, v]);
             }
         }
         for s in &self.softdeps {
-            out.push_str(&format!("softdep {} {}\n", s.name, s.shown));
+            line(&[b"softdep", &s.name, &s.shown]);
         }
         for (name, deps) in &self.weakdeps {
-            out.push_str(&format!("weakdep {name} {}\n", deps.join(" ")));
+            line(&[b"weakdep", name, &deps.join(&b' ')]);
         }
         out
     }
+
+    /// The `install` command configured for exactly this name (the lookup chain's
+    /// commands step).
+    pub fn install_command(&self, name: &[u8]) -> Option<&[u8]> {
+        exact(&self.install, name)
+    }
+
+    /// The `remove` command configured for exactly this name.
+    pub fn remove_command(&self, name: &[u8]) -> Option<&[u8]> {
+        exact(&self.remove, name)
+    }
+
+    /// A module's install command: the first line whose pattern matches its name.
+    pub fn matching_install_command(&self, name: &[u8]) -> Option<&[u8]> {
+        first_match(&self.install, name)
+    }
+
+    /// A module's remove command: the first line whose pattern matches its name.
+    pub fn matching_remove_command(&self, name: &[u8]) -> Option<&[u8]> {
+        first_match(&self.remove, name)
+    }
+
+    /// The first `softdep` line whose pattern matches the name.
+    pub fn matching_softdep(&self, name: &[u8]) -> Option<&Softdep> {
+        self.softdeps.iter().find(|s| fnmatch_bytes(&s.name, name))
+    }
+
+    /// The weak dependencies of the first `weakdep` line whose pattern matches.
+    pub fn matching_weakdeps(&self, name: &[u8]) -> Option<&[Vec<u8>]> {
+        self.weakdeps
+            .iter()
+            .find(|(pattern, _)| fnmatch_bytes(pattern, name))
+            .map(|(_, deps)| &deps[..])
+    }
+
+    /// Options for a module name or the alias it was reached by, joined by spaces.
+    pub fn options_for(&self, name: &[u8], alias: Option<&[u8]>) -> Option<Vec<u8>> {
+        let parts: Vec<&[u8]> = self
+            .options
+            .iter()
+            .filter(|(n, _)| n == name || alias == Some(&n[..]))
+            .map(|(_, o)| &o[..])
+            .filter(|o| !o.is_empty())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(&b' '))
+    }
+
+    pub fn is_blacklisted(&self, name: &[u8]) -> bool {
+        self.blacklist.iter().any(|b| b == name)
+    }
 }
 
-/// C's isspace in the C locale.
-fn is_c_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+fn exact<'a>(list: &'a [Entry], name: &[u8]) -> Option<&'a [u8]> {
+    list.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, cmd)| &cmd[..])
+}
+
+fn first_match<'a>(list: &'a [Entry], name: &[u8]) -> Option<&'a [u8]> {
+    list.iter()
+        .find(|(pattern, _)| fnmatch_bytes(pattern, name))
+        .map(|(_, cmd)| &cmd[..])
+}
+
+/// Adds the configuration files `path` stands for: the file itself, or a directory's
+/// `*.conf` entries (not hidden, not directories), each keyed by its file name.
+fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, sink: &Sink) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        let name = path.file_name().map_or(&b""[..], OsStr::as_bytes);
+        files.push((name.to_vec(), path.to_path_buf()));
+        return;
+    }
+    let dir_shown = path.as_os_str().as_bytes();
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => {
+            let mut msg = b"conf_files_list: opendir(".to_vec();
+            msg.extend_from_slice(dir_shown);
+            msg.extend_from_slice(format!("): {}", io_strerror(&e)).as_bytes());
+            sink.log_bytes(Priority::Error, &msg);
+            return;
+        }
+    };
+    let mut listed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        if name.starts_with(b".") || name.len() < 6 || !name.ends_with(b".conf") {
+            continue;
+        }
+        let full = path.join(OsStr::from_bytes(name));
+        let problem: Option<&[u8]> = match std::fs::metadata(&full) {
+            Err(_) => Some(b"Cannot stat directory entry"),
+            Ok(m) if m.is_dir() => Some(b"Directories inside directories are not supported"),
+            Ok(_) => None,
+        };
+        match problem {
+            None => listed.push((name.to_vec(), full)),
+            Some(problem) => {
+                let mut msg = b"conf_files_filter_out: ".to_vec();
+                msg.extend_from_slice(problem);
+                msg.extend_from_slice(b": ");
+                msg.extend_from_slice(dir_shown);
+                msg.push(b'/');
+                msg.extend_from_slice(name);
+                sink.log_bytes(Priority::Error, &msg);
+            }
+        }
+    }
+    files.extend(listed);
+}
+
+/// Options keep their words apart with spaces only (libkmod turns tabs into spaces).
+fn replace_tabs(mut value: Vec<u8>) -> Vec<u8> {
+    for b in &mut value {
+        if *b == b'\t' {
+            *b = b' ';
+        }
+    }
+    value
+}
+
+/// Words separated by C white space.
+fn c_words(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|&b| is_space(b)).filter(|w| !w.is_empty())
 }
 
 /// Lines joined across backslash-newline; a backslash before any other character is
@@ -264,7 +349,7 @@ pub fn logical_lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
     let mut out = Vec::new();
     let mut line = Vec::new();
     let mut line_no = 0;
-    let mut bytes = text.iter().copied().peekable();
+    let mut bytes = text.iter().copied();
     while let Some(b) = bytes.next() {
         match b {
             b'\n' => {
@@ -287,13 +372,17 @@ pub fn logical_lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
 
 /// strtok_r with " \t": the next token, leaving `rest` just past the one separator
 /// that ended it.
-fn next_token<'a>(rest: &mut &'a str) -> Option<&'a str> {
-    let s = rest.trim_start_matches([' ', '\t']);
+fn next_token<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let start = rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(rest.len());
+    let s = &rest[start..];
     if s.is_empty() {
         *rest = s;
         return None;
     }
-    match s.find([' ', '\t']) {
+    match s.iter().position(|&b| b == b' ' || b == b'\t') {
         Some(end) => {
             *rest = &s[end + 1..];
             Some(&s[..end])
@@ -305,16 +394,11 @@ fn next_token<'a>(rest: &mut &'a str) -> Option<&'a str> {
     }
 }
 
-/// `-` → `_` outside brackets; None for an unbalanced `]` or `[` (kmod's underscores()).
-pub fn underscores(s: &str) -> Option<String> {
-    crate::resolve::alias_normalize(s)
-}
-
 /// Splits a softdep value into its pre and post names, and renders it the way kmod's
 /// `-c` does: the pre names as one run of the line from the first to the last pre
 /// name, then the post names likewise, with no space between the two parts. (kmod bug,
 /// kept because `-c` output is compared byte for byte; the lists used are right.)
-fn parse_softdep(name: String, value: &str) -> Softdep {
+fn parse_softdep(name: Vec<u8>, value: &[u8]) -> Softdep {
     #[derive(PartialEq)]
     enum Mode {
         None,
@@ -322,49 +406,41 @@ fn parse_softdep(name: String, value: &str) -> Softdep {
         Post,
     }
     let mut mode = Mode::None;
-    let mut words: Vec<(bool, &str)> = Vec::new();
-    for word in value.split(is_c_space).filter(|w| !w.is_empty()) {
+    let mut words: Vec<(bool, &[u8])> = Vec::new();
+    for word in c_words(value) {
         match word {
-            "pre:" => mode = Mode::Pre,
-            "post:" => mode = Mode::Post,
+            b"pre:" => mode = Mode::Pre,
+            b"post:" => mode = Mode::Post,
             w if mode != Mode::None => words.push((mode == Mode::Pre, w)),
             _ => {}
         }
     }
-    let pre: Vec<String> = words
-        .iter()
-        .filter(|w| w.0)
-        .map(|w| w.1.to_string())
-        .collect();
-    let post: Vec<String> = words
-        .iter()
-        .filter(|w| !w.0)
-        .map(|w| w.1.to_string())
-        .collect();
-    let span = |is_pre: bool| -> Option<String> {
+    let names = |is_pre: bool| -> Vec<Vec<u8>> {
+        words
+            .iter()
+            .filter(|w| w.0 == is_pre)
+            .map(|w| w.1.to_vec())
+            .collect()
+    };
+    let span = |is_pre: bool| -> Option<Vec<u8>> {
         let first = words.iter().position(|w| w.0 == is_pre)?;
         let last = words.iter().rposition(|w| w.0 == is_pre)?;
-        Some(
-            words[first..=last]
-                .iter()
-                .map(|w| w.1)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+        let run: Vec<&[u8]> = words[first..=last].iter().map(|w| w.1).collect();
+        Some(run.join(&b' '))
     };
-    let mut shown = String::new();
+    let mut shown = Vec::new();
     if let Some(s) = span(true) {
-        shown.push_str("pre: ");
-        shown.push_str(&s);
+        shown.extend_from_slice(b"pre: ");
+        shown.extend_from_slice(&s);
     }
     if let Some(s) = span(false) {
-        shown.push_str("post: ");
-        shown.push_str(&s);
+        shown.extend_from_slice(b"post: ");
+        shown.extend_from_slice(&s);
     }
     Softdep {
         name,
-        pre,
-        post,
+        pre: names(true),
+        post: names(false),
         shown,
     }
 }
@@ -372,7 +448,7 @@ fn parse_softdep(name: String, value: &str) -> Softdep {
 /// `(module, param)` pairs from a kernel command line, following libkmod's state
 /// machine: `mod.param[=value]` words, double quotes allowed around the value or
 /// around the whole word (then moved back onto the value, as grub mangles it).
-fn cmdline_options(cmdline: &str) -> Vec<(String, String)> {
+fn cmdline_options(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Ignore,
@@ -380,7 +456,6 @@ fn cmdline_options(cmdline: &str) -> Vec<(String, String)> {
         Param,
         Value,
     }
-    let bytes = cmdline.as_bytes();
     let mut out = Vec::new();
     let mut state = State::Modname;
     let mut quoted = false;
@@ -431,14 +506,13 @@ fn cmdline_options(cmdline: &str) -> Vec<(String, String)> {
             _ => {}
         }
         if complete {
-            let module = String::from_utf8_lossy(&bytes[modname..param - 1]).into_owned();
-            let mut text = String::from_utf8_lossy(&bytes[param..i]).into_owned();
+            let module = bytes[modname..param - 1].to_vec();
+            let mut text = bytes[param..i].to_vec();
             if let (Some(q), Some(v)) = (quote_start, value) {
                 if q < modname {
                     // "mod.p=a b" → p="a b": put the opening quote back before the value.
                     // The closing quote is already at the end of the value.
-                    let split = v - param;
-                    text = format!("{}\"{}", &text[..split], &text[split..]);
+                    text.insert(v - param, b'"');
                 }
             }
             out.push((module, text));
@@ -459,85 +533,99 @@ fn cmdline_options(cmdline: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> (ModprobeConfig, Vec<Diagnostic>) {
+    fn parse(text: &[u8]) -> ModprobeConfig {
         let mut c = ModprobeConfig::default();
-        let mut d = Vec::new();
-        c.parse(text.as_bytes(), "t.conf", &mut d);
-        (c, d)
+        c.parse(text, b"t.conf", &Sink::silent());
+        c
+    }
+
+    fn strings(list: &[Vec<u8>]) -> Vec<&str> {
+        list.iter()
+            .map(|s| std::str::from_utf8(s).unwrap())
+            .collect()
+    }
+
+    fn pairs(list: &[Entry]) -> Vec<(&str, &str)> {
+        list.iter()
+            .map(|(a, b)| {
+                (
+                    std::str::from_utf8(a).unwrap(),
+                    std::str::from_utf8(b).unwrap(),
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn directives() {
-        let (c, d) = parse(
-            "# comment\nalias my-alias snd-hda-intel\noptions snd-hda-intel  model=x\tpos=1\n\
+        let c = parse(
+            b"# comment\nalias my-alias snd-hda-intel\noptions snd-hda-intel  model=x\tpos=1\n\
              install foo /bin/true $CMDLINE_OPTS\nremove foo /bin/false\nblacklist evil-mod\n\
              softdep a pre: b c post: d\nweakdep e f g\ninclude /x\n  # indented\nbogus line\n\
              options lonely\nalias pci:v[a-f]-x m\nwrap \\\nme\n",
         );
         assert_eq!(
-            c.aliases,
-            [
-                ("my_alias".into(), "snd_hda_intel".into()),
-                ("pci:v[a-f]_x".into(), "m".into())
-            ]
+            pairs(&c.aliases),
+            [("my_alias", "snd_hda_intel"), ("pci:v[a-f]_x", "m")]
         );
+        assert_eq!(pairs(&c.options), [("snd_hda_intel", " model=x pos=1")]);
+        assert_eq!(pairs(&c.install), [("foo", "/bin/true $CMDLINE_OPTS")]);
+        assert_eq!(strings(&c.blacklist), ["evil_mod"]);
+        assert_eq!(strings(&c.softdeps[0].pre), ["b", "c"]);
+        assert_eq!(c.softdeps[0].shown, b"pre: b cpost: d");
+        assert_eq!(c.weakdeps[0].0, b"e");
+        assert_eq!(strings(&c.weakdeps[0].1), ["f", "g"]);
         assert_eq!(
-            c.options,
-            [("snd_hda_intel".to_string(), " model=x pos=1".to_string())]
+            c.install_command(b"foo"),
+            Some(&b"/bin/true $CMDLINE_OPTS"[..])
         );
+        assert_eq!(c.matching_remove_command(b"foo"), Some(&b"/bin/false"[..]));
+    }
+
+    /// Bytes that are not UTF-8 pass through untouched.
+    #[test]
+    fn bytes_are_kept() {
+        let c = parse(b"options e1000e name=caf\xe9\ninstall x /bin/echo \xff\xfe\n");
+        assert_eq!(c.options[0].1, b"name=caf\xe9");
+        assert_eq!(c.install[0].1, b"/bin/echo \xff\xfe");
         assert_eq!(
-            c.install,
-            [("foo".to_string(), "/bin/true $CMDLINE_OPTS".to_string())]
+            c.dump(),
+            b"install x /bin/echo \xff\xfe\noptions e1000e name=caf\xe9\n"
         );
-        assert_eq!(c.blacklist, ["evil_mod"]);
-        assert_eq!(c.softdeps[0].pre, ["b", "c"]);
-        assert_eq!(c.softdeps[0].shown, "pre: b cpost: d");
-        assert_eq!(
-            c.weakdeps,
-            [("e".to_string(), vec!["f".to_string(), "g".to_string()])]
-        );
-        let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
-        assert_eq!(
-            messages,
-            [
-                "t.conf: command include is deprecated and not parsed anymore",
-                "t.conf line 10: ignoring bad line starting with '#'",
-                "t.conf line 11: ignoring bad line starting with 'bogus'",
-                "t.conf line 12: ignoring bad line starting with 'options'",
-                "t.conf line 15: ignoring bad line starting with 'wrap'",
-            ]
-        );
+    }
+
+    /// A NUL ends a line's text, as libkmod works on C strings.
+    #[test]
+    fn nul_ends_the_line() {
+        let c = parse(b"options a x=1\0 y=2\nblacklist b\n");
+        assert_eq!(pairs(&c.options), [("a", "x=1")]);
+        assert_eq!(strings(&c.blacklist), ["b"]);
     }
 
     #[test]
     fn softdep_rendering_quirk() {
-        let s = parse_softdep("x".into(), "post: a pre: b post: c");
-        assert_eq!(
-            (s.pre.clone(), s.post.clone()),
-            (
-                vec!["b".to_string()],
-                vec!["a".to_string(), "c".to_string()]
-            )
-        );
-        assert_eq!(s.shown, "pre: bpost: a b c");
-        assert_eq!(parse_softdep("x".into(), "junk").shown, "");
+        let s = parse_softdep(b"x".to_vec(), b"post: a pre: b post: c");
+        assert_eq!(strings(&s.pre), ["b"]);
+        assert_eq!(strings(&s.post), ["a", "c"]);
+        assert_eq!(s.shown, b"pre: bpost: a b c");
+        assert_eq!(parse_softdep(b"x".to_vec(), b"junk").shown, b"");
     }
 
     #[test]
     fn kernel_command_line() {
         let mut c = ModprobeConfig::default();
-        let mut d = Vec::new();
         c.parse_cmdline(
-            "BOOT_IMAGE=/vmlinuz root=/dev/sda1 snd-hda-intel.model=x modprobe.blacklist=a-b,c quiet x.y \"p.dyndbg=file a.c +p\"\n",
-            &mut d,
+            b"BOOT_IMAGE=/vmlinuz root=/dev/sda1 snd-hda-intel.model=x modprobe.blacklist=a-b,c quiet x.y \"p.dyndbg=file a.c +p\" e.n=\xe9\n",
+            &Sink::silent(),
         );
-        assert_eq!(c.blacklist, ["a-b", "c"]);
+        assert_eq!(strings(&c.blacklist), ["a-b", "c"]);
         assert_eq!(
             c.options,
             [
-                ("snd_hda_intel".to_string(), "model=x".to_string()),
-                ("x".to_string(), "y".to_string()),
-                ("p".to_string(), "dyndbg=\"file a.c +p\"".to_string()),
+                (b"snd_hda_intel".to_vec(), b"model=x".to_vec()),
+                (b"x".to_vec(), b"y".to_vec()),
+                (b"p".to_vec(), b"dyndbg=\"file a.c +p\"".to_vec()),
+                (b"e".to_vec(), b"n=\xe9".to_vec()),
             ]
         );
     }

@@ -8,7 +8,8 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::fnmatch::fnmatch_bytes;
+use crate::compat::fnmatch::fnmatch_bytes;
+use crate::compat::{c_string_at, until_nul};
 
 const MAGIC: u32 = 0xB007_F457;
 const MAJOR_VERSION: u32 = 2;
@@ -22,10 +23,11 @@ const NODE_OFFSET_MASK: u32 = 0x0FFF_FFFF;
 const CHILD_MAX: u8 = 128;
 const WILDCARDS: [u8; 3] = [b'*', b'?', b'['];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexValue {
+/// A value stored under a key, borrowed from the index file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexValue<'a> {
     pub priority: u32,
-    pub value: String,
+    pub value: &'a [u8],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,20 +40,6 @@ pub enum IndexError {
     BadMagic(u32),
     #[error("unsupported index version 0x{0:08x}")]
     BadVersion(u32),
-    /// depmod refuses such strings (fatally); see [`check_ascii`].
-    #[error("bad character 0x{byte:02x} in {text:?}: only 7-bit ASCII is supported")]
-    NonAscii { byte: u8, text: String },
-}
-
-/// depmod's check on every key and value before it enters an index.
-pub fn check_ascii(text: &str) -> Result<(), IndexError> {
-    match text.bytes().find(|&b| b >= CHILD_MAX) {
-        Some(byte) => Err(IndexError::NonAscii {
-            byte,
-            text: text.to_owned(),
-        }),
-        None => Ok(()),
-    }
 }
 
 enum Data {
@@ -98,7 +86,7 @@ impl<'a> Node<'a> {
         let mut rest = self.values;
         (0..self.value_count).map_while(move |_| {
             let priority = be32(rest, 0)?;
-            let value = c_str(rest, 4)?;
+            let value = c_string_at(rest, 4)?;
             rest = &rest[4 + value.len() + 1..];
             Some((priority, value))
         })
@@ -167,7 +155,7 @@ impl Index {
         }
         let mut p = offset;
         let prefix = if word & NODE_PREFIX != 0 {
-            let s = c_str(data, p)?;
+            let s = c_string_at(data, p)?;
             p += s.len() + 1;
             s
         } else {
@@ -220,20 +208,14 @@ impl Index {
     }
 
     /// Exact search (libkmod `index_search`): the first value stored under `key`.
-    pub fn lookup(&self, key: &str) -> Option<String> {
-        self.lookup_bytes(key.as_bytes())
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    }
-
-    /// [`Index::lookup`] without copying the value out of the file.
-    pub fn lookup_bytes(&self, key: &[u8]) -> Option<&[u8]> {
+    pub fn lookup(&self, key: &[u8]) -> Option<&[u8]> {
         let (_, value) = self.find(key)?.values().next()?;
         Some(value)
     }
 
     /// Every value stored under exactly `key`, in stored order.
-    pub fn lookup_all(&self, key: &str) -> Vec<IndexValue> {
-        match self.find(key.as_bytes()) {
+    pub fn lookup_all(&self, key: &[u8]) -> Vec<IndexValue<'_>> {
+        match self.find(key) {
             Some(node) => node.values().map(to_value).collect(),
             None => Vec::new(),
         }
@@ -242,8 +224,8 @@ impl Index {
     /// Wildcard search (libkmod `index_searchwild`): stored keys are fnmatch patterns and
     /// `key` a plain string. Returns the values of every matching pattern, sorted by
     /// priority, later-found first among equal priorities.
-    pub fn search_wildcard(&self, key: &str) -> Vec<IndexValue> {
-        let key = until_nul(key.as_bytes());
+    pub fn search_wildcard(&self, key: &[u8]) -> Vec<IndexValue<'_>> {
+        let key = until_nul(key);
         // Wildcard characters in the query let the exact walk enter subtrees that were
         // already scanned, once per such character.
         let rescans = key.iter().filter(|c| WILDCARDS.contains(c)).count();
@@ -358,15 +340,8 @@ impl Index {
 
     /// Every key and value in libkmod's dump order: a node's values, then its children
     /// in character order (so keys come out byte-sorted), as `modprobe -c` prints them.
-    pub fn for_each(&self, mut f: impl FnMut(&str, &IndexValue)) {
-        self.for_each_raw(|key, priority, value| {
-            f(&String::from_utf8_lossy(key), &to_value((priority, value)))
-        });
-    }
-
-    /// [`Index::for_each`] on the raw bytes, without allocating per entry (for
-    /// `modprobe -c`, which dumps tens of thousands of aliases).
-    pub fn for_each_raw(&self, mut f: impl FnMut(&[u8], u32, &[u8])) {
+    /// Nothing is allocated per entry (`-c` dumps tens of thousands of aliases).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], IndexValue<'_>)) {
         let Some(root) = self.node(self.root) else {
             return;
         };
@@ -382,7 +357,7 @@ impl Index {
                         return;
                     }
                     budget -= 1;
-                    f(&key, priority, value);
+                    f(&key, to_value((priority, value)));
                 }
                 stack.push(Frame {
                     node,
@@ -406,31 +381,13 @@ impl Index {
     }
 }
 
-fn to_value((priority, value): (u32, &[u8])) -> IndexValue {
-    IndexValue {
-        priority,
-        value: String::from_utf8_lossy(value).into_owned(),
-    }
-}
-
-/// A key or value as C sees it: up to its first NUL.
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|&b| b == 0) {
-        Some(end) => &bytes[..end],
-        None => bytes,
-    }
+fn to_value((priority, value): (u32, &[u8])) -> IndexValue<'_> {
+    IndexValue { priority, value }
 }
 
 fn be32(data: &[u8], at: usize) -> Option<u32> {
     let b = data.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// The NUL-terminated string at `at`; None if it runs off the end.
-fn c_str(data: &[u8], at: usize) -> Option<&[u8]> {
-    let rest = data.get(at..)?;
-    let len = rest.iter().position(|&b| b == 0)?;
-    Some(&rest[..len])
 }
 
 /// An index being built in memory, as depmod builds it, for writing with
@@ -446,7 +403,7 @@ struct BuildNode {
     /// Sorted by character.
     children: Vec<(u8, u32)>,
     /// Ascending priority; the latest insertion first among equals.
-    values: Vec<(u32, Box<str>)>,
+    values: Vec<(u32, Box<[u8]>)>,
 }
 
 impl Default for IndexBuilder {
@@ -468,10 +425,10 @@ impl IndexBuilder {
     /// was already there (depmod's `-w` duplicate warning).
     ///
     /// Keys and values end at their first NUL. depmod rejects bytes >= 0x80 before
-    /// inserting ([`check_ascii`]); readers reject child characters >= 0x80.
-    pub fn insert(&mut self, key: &str, value: &str, priority: u32) -> bool {
-        let key = until_nul(key.as_bytes());
-        let value: Box<str> = value.split('\0').next().unwrap_or_default().into();
+    /// inserting; readers reject child characters >= 0x80.
+    pub fn insert(&mut self, key: &[u8], value: &[u8], priority: u32) -> bool {
+        let key = until_nul(key);
+        let value: Box<[u8]> = until_nul(value).into();
         let mut n = 0;
         let mut i = 0;
         loop {
@@ -588,7 +545,7 @@ impl IndexBuilder {
                 out.extend_from_slice(&(node.values.len() as u32).to_be_bytes());
                 for (priority, value) in &node.values {
                     out.extend_from_slice(&priority.to_be_bytes());
-                    out.extend_from_slice(value.as_bytes());
+                    out.extend_from_slice(value);
                     out.push(0);
                 }
             }
@@ -634,7 +591,7 @@ impl BuildNode {
 }
 
 /// depmod's value-list insertion; true if the value was already in the list.
-fn add_value(values: &mut Vec<(u32, Box<str>)>, value: Box<str>, priority: u32) -> bool {
+fn add_value(values: &mut Vec<(u32, Box<[u8]>)>, value: Box<[u8]>, priority: u32) -> bool {
     let duplicate = values.iter().any(|(_, v)| *v == value);
     let at = values.partition_point(|&(p, _)| p < priority);
     values.insert(at, (priority, value));
@@ -648,7 +605,7 @@ mod tests {
     fn build(entries: &[(&str, &str, u32)]) -> Vec<u8> {
         let mut builder = IndexBuilder::new();
         for &(key, value, priority) in entries {
-            builder.insert(key, value, priority);
+            builder.insert(key.as_bytes(), value.as_bytes(), priority);
         }
         let mut out = Vec::new();
         builder.write_to(&mut out).unwrap();
@@ -660,12 +617,20 @@ mod tests {
     }
 
     fn values(found: Vec<IndexValue>) -> Vec<String> {
-        found.into_iter().map(|v| v.value).collect()
+        found.into_iter().map(|v| text(v.value)).collect()
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    fn lookup(index: &Index, key: &str) -> Option<String> {
+        index.lookup(key.as_bytes()).map(text)
     }
 
     fn dump(index: &Index) -> Vec<(String, u32, String)> {
         let mut out = Vec::new();
-        index.for_each(|k, v| out.push((k.to_owned(), v.priority, v.value.clone())));
+        index.for_each(|k, v| out.push((text(k), v.priority, text(v.value))));
         out
     }
 
@@ -677,8 +642,8 @@ mod tests {
         assert_eq!(bytes[..8], HEADER);
         assert_eq!(bytes[8..], [0, 0, 0, 12]);
         let index = Index::from_bytes(bytes).unwrap();
-        assert_eq!(index.lookup(""), None);
-        assert!(index.search_wildcard("x").is_empty());
+        assert_eq!(lookup(&index, ""), None);
+        assert!(index.search_wildcard(b"x").is_empty());
         assert!(dump(&index).is_empty());
     }
 
@@ -705,9 +670,9 @@ mod tests {
         bytes.extend([b'b', b'c', 0x40, 0, 0, 12, 0x40, 0, 0, 22]);
         bytes.extend([b'a', b'a', 0x20, 0, 0, 32]);
         let index = Index::from_bytes(bytes).unwrap();
-        assert_eq!(index.lookup("ab").as_deref(), Some("x"));
-        assert_eq!(index.lookup("ac").as_deref(), Some("y"));
-        assert_eq!(index.lookup("a"), None);
+        assert_eq!(lookup(&index, "ab").as_deref(), Some("x"));
+        assert_eq!(lookup(&index, "ac").as_deref(), Some("y"));
+        assert_eq!(lookup(&index, "a"), None);
     }
 
     #[test]
@@ -716,10 +681,10 @@ mod tests {
         let entries: Vec<_> = keys.iter().zip(0..).map(|(k, i)| (*k, *k, i)).collect();
         let index = index(&entries);
         for key in keys {
-            assert_eq!(index.lookup(key).as_deref(), Some(key));
+            assert_eq!(lookup(&index, key).as_deref(), Some(key));
         }
         for missing in ["a", "one_", "x", "oncee", "n"] {
-            assert_eq!(index.lookup(missing), None, "{missing}");
+            assert_eq!(lookup(&index, missing), None, "{missing}");
         }
         let mut sorted: Vec<_> = entries
             .iter()
@@ -732,17 +697,17 @@ mod tests {
     #[test]
     fn values_ascend_by_priority_latest_first() {
         let mut builder = IndexBuilder::new();
-        assert!(!builder.insert("k", "a", 5));
-        assert!(!builder.insert("k", "b", 3));
-        assert!(!builder.insert("k", "c", 5));
-        assert!(!builder.insert("k", "d", 3));
-        assert!(builder.insert("k", "a", 1));
-        assert!(!builder.insert("kk", "a", 0));
+        assert!(!builder.insert(b"k", b"a", 5));
+        assert!(!builder.insert(b"k", b"b", 3));
+        assert!(!builder.insert(b"k", b"c", 5));
+        assert!(!builder.insert(b"k", b"d", 3));
+        assert!(builder.insert(b"k", b"a", 1));
+        assert!(!builder.insert(b"kk", b"a", 0));
         let mut out = Vec::new();
         builder.write_to(&mut out).unwrap();
         let index = Index::from_bytes(out).unwrap();
-        assert_eq!(values(index.lookup_all("k")), ["a", "d", "b", "c", "a"]);
-        assert_eq!(index.lookup("k").as_deref(), Some("a"));
+        assert_eq!(values(index.lookup_all(b"k")), ["a", "d", "b", "c", "a"]);
+        assert_eq!(lookup(&index, "k").as_deref(), Some("a"));
     }
 
     #[test]
@@ -757,38 +722,30 @@ mod tests {
         ]);
         // Found in the order a, d, f, b, c; then sorted, later-found first on ties.
         assert_eq!(
-            values(index.search_wildcard("pci:v1")),
+            values(index.search_wildcard(b"pci:v1")),
             ["b", "f", "c", "d", "a"]
         );
-        assert_eq!(values(index.search_wildcard("pci:x")), ["a"]);
-        assert!(index.search_wildcard("usb:v1").is_empty());
+        assert_eq!(values(index.search_wildcard(b"pci:x")), ["a"]);
+        assert!(index.search_wildcard(b"usb:v1").is_empty());
     }
 
     #[test]
     fn wildcard_inside_a_prefix() {
         let index = index(&[("ab*d", "x", 0)]);
-        assert_eq!(values(index.search_wildcard("abcd")), ["x"]);
-        assert_eq!(values(index.search_wildcard("abd")), ["x"]);
-        assert!(index.search_wildcard("xbcd").is_empty());
-        assert!(index.search_wildcard("ab").is_empty());
+        assert_eq!(values(index.search_wildcard(b"abcd")), ["x"]);
+        assert_eq!(values(index.search_wildcard(b"abd")), ["x"]);
+        assert!(index.search_wildcard(b"xbcd").is_empty());
+        assert!(index.search_wildcard(b"ab").is_empty());
         // Exact search treats the pattern as plain bytes.
-        assert_eq!(index.lookup("ab*d").as_deref(), Some("x"));
-        assert_eq!(index.lookup("abcd"), None);
+        assert_eq!(lookup(&index, "ab*d").as_deref(), Some("x"));
+        assert_eq!(lookup(&index, "abcd"), None);
     }
 
     #[test]
     fn keys_and_values_end_at_nul() {
         let index = index(&[("ab\0cd", "v\0w", 0)]);
-        assert_eq!(index.lookup("ab").as_deref(), Some("v"));
-        assert_eq!(index.lookup("ab\0zz").as_deref(), Some("v"));
-    }
-
-    #[test]
-    fn ascii_check() {
-        assert!(check_ascii("pci:v*").is_ok());
-        let err = check_ascii("caf\u{e9}").unwrap_err();
-        assert!(matches!(err, IndexError::NonAscii { byte: 0xc3, .. }));
-        assert!(!err.to_string().contains('\n'));
+        assert_eq!(lookup(&index, "ab").as_deref(), Some("v"));
+        assert_eq!(lookup(&index, "ab\0zz").as_deref(), Some("v"));
     }
 
     /// A root whose only child is the root itself.
@@ -798,10 +755,10 @@ mod tests {
         bytes.extend([0x60, 0, 0, 12]);
         bytes.extend([b'*', b'*', 0x60, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, b'v', 0]);
         let index = Index::from_bytes(bytes).unwrap();
-        assert_eq!(index.lookup("****").as_deref(), Some("v"));
+        assert_eq!(lookup(&index, "****").as_deref(), Some("v"));
         // The wildcard scan runs out of budget before any key ends: nothing, but no hang.
-        let _ = index.search_wildcard("anything");
-        let _ = index.search_wildcard("***");
+        let _ = index.search_wildcard(b"anything");
+        let _ = index.search_wildcard(b"***");
         assert!(!dump(&index).is_empty());
     }
 
@@ -821,7 +778,7 @@ mod tests {
         }
         bytes.extend([0, 0, 0, 0]);
         let index = Index::from_bytes(bytes).unwrap();
-        let _ = index.search_wildcard("abc");
+        let _ = index.search_wildcard(b"abc");
         let _ = dump(&index);
     }
 
@@ -831,7 +788,7 @@ mod tests {
         bytes.extend([0x40, 0, 0, 12]);
         bytes.extend([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b'v', 0, 0, 0]);
         let index = Index::from_bytes(bytes).unwrap();
-        assert_eq!(values(index.lookup_all("")), ["v"]);
-        assert_eq!(values(index.search_wildcard("")), ["v"]);
+        assert_eq!(values(index.lookup_all(b"")), ["v"]);
+        assert_eq!(values(index.search_wildcard(b"")), ["v"]);
     }
 }

@@ -3,33 +3,38 @@
 //! Everything goes through the [`Kernel`] trait so the logic above it (insmod,
 //! rmmod, lsmod, modprobe) is testable without root or a real kernel.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use nix::errno::Errno;
+use nix::kmod::DeleteModuleFlags;
+
+use crate::compat::{io_strerror, until_nul};
 
 use crate::compression::{self, Compression};
 use crate::elf::ModuleElf;
 use crate::module::ModuleFile;
 
-/// What the module tools need from a kernel.
+/// What the module tools need from a kernel. Module names are bytes, as they reach
+/// us from the command line; the kernel's own names are ASCII.
 pub trait Kernel {
     /// The text of `/proc/modules`.
-    fn proc_modules(&self) -> io::Result<String>;
+    fn proc_modules(&self) -> io::Result<Vec<u8>>;
     /// The text of `/sys/module/<module>/<attr>`.
-    fn module_attr(&self, module: &str, attr: &str) -> io::Result<String>;
+    fn module_attr(&self, module: &[u8], attr: &str) -> io::Result<Vec<u8>>;
     /// Whether `/sys/module/<module>` exists.
-    fn module_dir_exists(&self, module: &str) -> bool;
+    fn module_dir_exists(&self, module: &[u8]) -> bool;
     /// Names in `/sys/module/<module>/holders`, in directory order.
-    fn holders(&self, module: &str) -> io::Result<Vec<String>>;
+    fn holders(&self, module: &[u8]) -> io::Result<Vec<Vec<u8>>>;
     /// The text of `/sys/module/compression` (in-kernel decompression support).
-    fn compression(&self) -> io::Result<String>;
+    fn compression(&self) -> io::Result<Vec<u8>>;
     fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno>;
     fn init_module(&self, image: &[u8], params: &CStr) -> Result<(), Errno>;
-    fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno>;
+    fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno>;
 }
 
 /// The kernel this process runs on (`/proc` and `/sys` at their usual places).
@@ -47,27 +52,33 @@ impl Default for LiveKernel {
     }
 }
 
+impl LiveKernel {
+    fn module_path(&self, module: &[u8]) -> PathBuf {
+        self.sys_module.join(OsStr::from_bytes(module))
+    }
+}
+
 impl Kernel for LiveKernel {
-    fn proc_modules(&self) -> io::Result<String> {
-        std::fs::read_to_string(&self.proc_modules)
+    fn proc_modules(&self) -> io::Result<Vec<u8>> {
+        std::fs::read(&self.proc_modules)
     }
 
-    fn module_attr(&self, module: &str, attr: &str) -> io::Result<String> {
-        std::fs::read_to_string(self.sys_module.join(module).join(attr))
+    fn module_attr(&self, module: &[u8], attr: &str) -> io::Result<Vec<u8>> {
+        std::fs::read(self.module_path(module).join(attr))
     }
 
-    fn module_dir_exists(&self, module: &str) -> bool {
-        self.sys_module.join(module).is_dir()
+    fn module_dir_exists(&self, module: &[u8]) -> bool {
+        self.module_path(module).is_dir()
     }
 
-    fn holders(&self, module: &str) -> io::Result<Vec<String>> {
-        std::fs::read_dir(self.sys_module.join(module).join("holders"))?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+    fn holders(&self, module: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+        std::fs::read_dir(self.module_path(module).join("holders"))?
+            .map(|e| e.map(|e| e.file_name().into_vec()))
             .collect()
     }
 
-    fn compression(&self) -> io::Result<String> {
-        std::fs::read_to_string(self.sys_module.join("compression"))
+    fn compression(&self) -> io::Result<Vec<u8>> {
+        std::fs::read(self.sys_module.join("compression"))
     }
 
     fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno> {
@@ -79,8 +90,7 @@ impl Kernel for LiveKernel {
         nix::kmod::init_module(image, params)
     }
 
-    fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno> {
-        let flags = nix::kmod::DeleteModuleFlags::from_bits_retain(flags);
+    fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno> {
         nix::kmod::delete_module(name, flags)
     }
 }
@@ -89,14 +99,6 @@ impl Kernel for LiveKernel {
 pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
 pub const MODULE_INIT_IGNORE_VERMAGIC: u32 = 2;
 pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
-/// `delete_module` flags: never block; force (needs CONFIG_MODULE_FORCE_UNLOAD).
-pub const REMOVE_NOWAIT: i32 = libc_flags::O_NONBLOCK;
-pub const REMOVE_FORCE: i32 = libc_flags::O_TRUNC;
-
-mod libc_flags {
-    pub const O_NONBLOCK: i32 = 0o4000;
-    pub const O_TRUNC: i32 = 0o1000;
-}
 
 /// A loaded module's state, from `/sys/module/<name>/initstate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,19 +112,24 @@ pub enum InitState {
 pub enum StateError {
     #[error("not loaded")]
     NotLoaded,
-    #[error("unknown /sys/module/{0}/initstate: '{1}'")]
-    Unknown(String, String),
-    #[error("could not read /sys/module/{0}/initstate: {1}")]
-    Io(String, io::Error),
+    #[error("unknown /sys/module/{}/initstate: '{}'", show(.0), show(.1))]
+    Unknown(Vec<u8>, Vec<u8>),
+    #[error("could not read /sys/module/{}/initstate: {}", show(.0), io_strerror(.1))]
+    Io(Vec<u8>, io::Error),
+}
+
+/// Bytes in a message (display only).
+fn show(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
 
 /// The initstate of `module`; a module directory without the file is still coming.
-pub fn initstate(kernel: &dyn Kernel, module: &str) -> Result<InitState, StateError> {
+pub fn initstate(kernel: &dyn Kernel, module: &[u8]) -> Result<InitState, StateError> {
     match kernel.module_attr(module, "initstate") {
-        Ok(text) => match text.as_str() {
-            "live\n" => Ok(InitState::Live),
-            "coming\n" => Ok(InitState::Coming),
-            "going\n" => Ok(InitState::Going),
+        Ok(text) => match &text[..] {
+            b"live\n" => Ok(InitState::Live),
+            b"coming\n" => Ok(InitState::Coming),
+            b"going\n" => Ok(InitState::Going),
             _ => Err(StateError::Unknown(module.into(), text)),
         },
         Err(_) if kernel.module_dir_exists(module) => Ok(InitState::Coming),
@@ -131,41 +138,93 @@ pub fn initstate(kernel: &dyn Kernel, module: &str) -> Result<InitState, StateEr
     }
 }
 
+/// A sysfs number: decimal, surrounded by optional white space.
+fn parse_number(text: &[u8]) -> Option<i64> {
+    std::str::from_utf8(text).ok()?.trim().parse().ok()
+}
+
 /// `/sys/module/<module>/refcnt`.
-pub fn refcnt(kernel: &dyn Kernel, module: &str) -> io::Result<i64> {
+pub fn refcnt(kernel: &dyn Kernel, module: &[u8]) -> io::Result<i64> {
     let text = kernel.module_attr(module, "refcnt")?;
-    text.trim().parse().map_err(|_| {
+    parse_number(&text).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("bad refcnt '{}'", text.trim()),
+            format!("bad refcnt '{}'", show(&text).trim()),
         )
     })
+}
+
+/// Why rmmod refuses to remove a module without `--force`.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("Module {} is builtin.", show(.0))]
+    Builtin(Vec<u8>),
+    #[error("Module {} is not currently loaded", show(.0))]
+    NotLoaded(Vec<u8>),
+    #[error("{0}")]
+    State(StateError),
+    /// Holders in directory order, on one line, as kmod 34.2 prints them.
+    #[error("Module {} is in use by: {}", show(.0), show(&.1.join(&b' ')))]
+    Holders(Vec<u8>, Vec<Vec<u8>>),
+    #[error("Module {} is in use", show(.0))]
+    InUse(Vec<u8>),
+    #[error("Module unloading is not supported")]
+    UnloadingUnsupported,
+}
+
+/// rmmod's checks before `delete_module`: builtin, loaded, held, in use.
+pub fn check_removable(kernel: &dyn Kernel, name: &[u8], builtin: bool) -> Result<(), Refusal> {
+    if builtin {
+        return Err(Refusal::Builtin(name.to_vec()));
+    }
+    match initstate(kernel, name) {
+        Ok(_) => {}
+        Err(StateError::NotLoaded) => return Err(Refusal::NotLoaded(name.to_vec())),
+        Err(e) => return Err(Refusal::State(e)),
+    }
+    let holders = kernel.holders(name).unwrap_or_default();
+    if !holders.is_empty() {
+        return Err(Refusal::Holders(name.to_vec(), holders));
+    }
+    match refcnt(kernel, name) {
+        Ok(n) if n > 0 => Err(Refusal::InUse(name.to_vec())),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Refusal::UnloadingUnsupported),
+        Err(_) => Ok(()),
+    }
 }
 
 /// A row of `lsmod`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedModule {
-    pub name: String,
+    pub name: Vec<u8>,
     /// `coresize`, else the size column of /proc/modules.
     pub size: u64,
     /// The refcnt, or a negative errno when it cannot be read (as kmod prints it).
     pub use_count: i64,
-    pub holders: Vec<String>,
+    pub holders: Vec<Vec<u8>>,
 }
 
 /// Loaded modules in `/proc/modules` order with sizes, use counts and holders.
 pub fn loaded_modules(kernel: &dyn Kernel) -> io::Result<Vec<LoadedModule>> {
     let text = kernel.proc_modules()?;
     Ok(text
-        .lines()
+        .split(|&b| b == b'\n')
         .filter_map(|line| {
-            let mut cols = line.split_whitespace();
-            let name = cols.next()?.to_string();
-            let proc_size = cols.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let mut cols = line
+                .split(|&b| crate::compat::is_space(b))
+                .filter(|c| !c.is_empty());
+            let name = cols.next()?.to_vec();
+            let proc_size = cols
+                .next()
+                .and_then(parse_number)
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0);
             let size = kernel
                 .module_attr(&name, "coresize")
                 .ok()
-                .and_then(|s| s.trim().parse().ok())
+                .and_then(|s| parse_number(&s))
+                .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(proc_size);
             let use_count = match refcnt(kernel, &name) {
                 Ok(n) => n,
@@ -195,8 +254,8 @@ pub enum InsertError {
     Open(#[source] crate::module::ModuleError),
     #[error("Failed to strip version information: {0}")]
     Strip(Errno),
-    #[error("unknown kernel compression {0}")]
-    UnknownKernelCompression(String),
+    #[error("unknown kernel compression {}", show(.0))]
+    UnknownKernelCompression(Vec<u8>),
     /// The kernel refused the module.
     #[error("{0}")]
     Kernel(Errno),
@@ -219,10 +278,11 @@ impl InsertError {
 pub fn insert_module(
     kernel: &dyn Kernel,
     path: &std::path::Path,
-    params: &str,
+    params: &[u8],
     flags: InsertFlags,
 ) -> Result<(), InsertError> {
-    let params = CString::new(params.replace('\0', "")).unwrap_or_default();
+    // The kernel takes the options as a C string.
+    let params = CString::new(until_nul(params)).unwrap_or_default();
     let file = File::open(path)
         .map_err(|e| InsertError::Open(crate::module::ModuleError::Io(path.into(), e)))?;
     let mut head = [0u8; compression::MIN_FILE_SIZE];
@@ -233,13 +293,18 @@ pub fn insert_module(
         return Err(InsertError::Kernel(Errno::EINVAL));
     }
     let kind = Compression::detect(&head);
-    let kernel_kind =
-        match kernel.compression() {
-            Ok(text) => Some(Compression::from_kernel_name(&text).ok_or_else(|| {
-                InsertError::UnknownKernelCompression(text.trim_end().to_string())
-            })?),
-            Err(_) => None,
-        };
+    let kernel_kind = match kernel.compression() {
+        Ok(text) => Some(
+            std::str::from_utf8(&text)
+                .ok()
+                .and_then(Compression::from_kernel_name)
+                .ok_or_else(|| {
+                    let end = text.iter().rposition(|&b| b != b'\n').map_or(0, |i| i + 1);
+                    InsertError::UnknownKernelCompression(text[..end].to_vec())
+                })?,
+        ),
+        Err(_) => None,
+    };
     if kind == Compression::None || Some(kind) == kernel_kind {
         let mut kflags = 0;
         if kind != Compression::None {
@@ -302,51 +367,71 @@ fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `delete_module` as kmod calls it: never waiting, optionally forced.
-pub fn remove_module(kernel: &dyn Kernel, name: &str, force: bool) -> Result<(), Errno> {
+pub fn remove_module(kernel: &dyn Kernel, name: &[u8], force: bool) -> Result<(), Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
-    let flags = REMOVE_NOWAIT | if force { REMOVE_FORCE } else { 0 };
+    let mut flags = DeleteModuleFlags::O_NONBLOCK;
+    if force {
+        flags |= DeleteModuleFlags::O_TRUNC;
+    }
     kernel.delete_module(&name, flags)
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake {
-    //! An in-memory kernel for tests.
+    //! An in-memory kernel for tests (the `test-util` feature makes it available to
+    //! integration tests).
     use super::*;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
     #[derive(Default)]
     pub struct FakeKernel {
-        pub proc_modules: Option<String>,
+        pub proc_modules: Option<Vec<u8>>,
         /// (module, attr) → content; a module with any entry has a directory.
-        pub attrs: BTreeMap<(String, String), String>,
-        pub holders: BTreeMap<String, Vec<String>>,
-        pub compression: Option<String>,
+        pub attrs: BTreeMap<(Vec<u8>, String), Vec<u8>>,
+        pub holders: BTreeMap<Vec<u8>, Vec<Vec<u8>>>,
+        pub compression: Option<Vec<u8>>,
         pub finit_result: Option<Errno>,
         pub init_result: Option<Errno>,
         pub delete_result: Option<Errno>,
+        /// Every syscall made, in order, in a readable form.
         pub calls: RefCell<Vec<String>>,
     }
 
+    impl FakeKernel {
+        /// Sets `/sys/module/<module>/<attr>`.
+        pub fn attr(&mut self, module: &str, attr: &str, value: &str) -> &mut Self {
+            self.attrs
+                .insert((module.into(), attr.into()), value.into());
+            self
+        }
+
+        /// A loaded module with its refcnt.
+        pub fn loaded(&mut self, module: &str, refcnt: u32) -> &mut Self {
+            self.attr(module, "initstate", "live\n")
+                .attr(module, "refcnt", &format!("{refcnt}\n"))
+        }
+    }
+
     impl Kernel for FakeKernel {
-        fn proc_modules(&self) -> io::Result<String> {
+        fn proc_modules(&self) -> io::Result<Vec<u8>> {
             self.proc_modules
                 .clone()
                 .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
         }
-        fn module_attr(&self, module: &str, attr: &str) -> io::Result<String> {
+        fn module_attr(&self, module: &[u8], attr: &str) -> io::Result<Vec<u8>> {
             self.attrs
-                .get(&(module.to_string(), attr.to_string()))
+                .get(&(module.to_vec(), attr.to_string()))
                 .cloned()
                 .ok_or_else(|| io::Error::from_raw_os_error(Errno::ENOENT as i32))
         }
-        fn module_dir_exists(&self, module: &str) -> bool {
+        fn module_dir_exists(&self, module: &[u8]) -> bool {
             self.attrs.keys().any(|(m, _)| m == module)
         }
-        fn holders(&self, module: &str) -> io::Result<Vec<String>> {
+        fn holders(&self, module: &[u8]) -> io::Result<Vec<Vec<u8>>> {
             Ok(self.holders.get(module).cloned().unwrap_or_default())
         }
-        fn compression(&self) -> io::Result<String> {
+        fn compression(&self) -> io::Result<Vec<u8>> {
             self.compression
                 .clone()
                 .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
@@ -363,10 +448,10 @@ pub mod fake {
                 .push(format!("init_module({} bytes, {params:?})", image.len()));
             self.init_result.map_or(Ok(()), Err)
         }
-        fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno> {
+        fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno> {
             self.calls
                 .borrow_mut()
-                .push(format!("delete_module({name:?}, {flags:#o})"));
+                .push(format!("delete_module({name:?}, {flags:?})"));
             self.delete_result.map_or(Ok(()), Err)
         }
     }
@@ -377,29 +462,27 @@ mod tests {
     use super::fake::FakeKernel;
     use super::*;
 
-    fn attr(k: &mut FakeKernel, m: &str, a: &str, v: &str) {
-        k.attrs.insert((m.into(), a.into()), v.into());
-    }
-
     #[test]
     fn lsmod_rows_follow_proc_modules() {
         let mut k = FakeKernel {
             proc_modules: Some(
-                "btusb 65536 0 - Live 0x0\nbluetooth 1000000 3 btusb, Live 0x0\ngone 10 0 - Live 0x0\n"
-                    .into(),
+                b"btusb 65536 0 - Live 0x0\nbluetooth 1000000 3 btusb, Live 0x0\ngone 10 0 - Live 0x0\n"
+                    .to_vec(),
             ),
             ..Default::default()
         };
-        attr(&mut k, "btusb", "coresize", "11216\n");
-        attr(&mut k, "btusb", "refcnt", "0\n");
-        attr(&mut k, "bluetooth", "coresize", "577536\n");
-        attr(&mut k, "bluetooth", "refcnt", "31\n");
-        k.holders
-            .insert("bluetooth".into(), vec!["btrtl".into(), "btusb".into()]);
+        k.attr("btusb", "coresize", "11216\n")
+            .attr("btusb", "refcnt", "0\n")
+            .attr("bluetooth", "coresize", "577536\n")
+            .attr("bluetooth", "refcnt", "31\n");
+        k.holders.insert(
+            b"bluetooth".to_vec(),
+            vec![b"btrtl".to_vec(), b"btusb".to_vec()],
+        );
         let rows = loaded_modules(&k).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!((rows[0].size, rows[0].use_count), (11216, 0));
-        assert_eq!(rows[1].holders, ["btrtl", "btusb"]);
+        assert_eq!(rows[1].holders, [b"btrtl".to_vec(), b"btusb".to_vec()]);
         // No sysfs entry: size from /proc/modules, refcnt as -ENOENT.
         assert_eq!((rows[2].size, rows[2].use_count), (10, -2));
     }
@@ -407,13 +490,13 @@ mod tests {
     #[test]
     fn initstates() {
         let mut k = FakeKernel::default();
-        attr(&mut k, "a", "initstate", "live\n");
-        attr(&mut k, "b", "refcnt", "0\n");
-        attr(&mut k, "c", "initstate", "weird\n");
-        assert_eq!(initstate(&k, "a").unwrap(), InitState::Live);
-        assert_eq!(initstate(&k, "b").unwrap(), InitState::Coming);
-        assert!(matches!(initstate(&k, "c"), Err(StateError::Unknown(..))));
-        assert!(matches!(initstate(&k, "d"), Err(StateError::NotLoaded)));
+        k.attr("a", "initstate", "live\n")
+            .attr("b", "refcnt", "0\n")
+            .attr("c", "initstate", "weird\n");
+        assert_eq!(initstate(&k, b"a").unwrap(), InitState::Live);
+        assert_eq!(initstate(&k, b"b").unwrap(), InitState::Coming);
+        assert!(matches!(initstate(&k, b"c"), Err(StateError::Unknown(..))));
+        assert!(matches!(initstate(&k, b"d"), Err(StateError::NotLoaded)));
     }
 
     fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
@@ -439,23 +522,23 @@ mod tests {
 
         // Plain file: finit_module on the file.
         let k = FakeKernel::default();
-        insert_module(&k, &plain, "a=1", none).unwrap();
+        insert_module(&k, &plain, b"a=1", none).unwrap();
         assert_eq!(*k.calls.borrow(), ["finit_module(\"a=1\", 0)"]);
 
         // Compressed like the kernel decompresses: finit_module with COMPRESSED_FILE.
         let k = FakeKernel {
-            compression: Some("xz\n".into()),
+            compression: Some(b"xz\n".to_vec()),
             ..Default::default()
         };
-        insert_module(&k, &packed, "", none).unwrap();
+        insert_module(&k, &packed, b"", none).unwrap();
         assert_eq!(*k.calls.borrow(), ["finit_module(\"\", 4)"]);
 
         // The kernel cannot decompress it: we do, then init_module.
         let k = FakeKernel {
-            compression: Some("zstd\n".into()),
+            compression: Some(b"zstd\n".to_vec()),
             ..Default::default()
         };
-        insert_module(&k, &packed, "", none).unwrap();
+        insert_module(&k, &packed, b"", none).unwrap();
         assert_eq!(*k.calls.borrow(), ["init_module(12 bytes, \"\")"]);
 
         // No finit_module in the kernel: fall back to init_module.
@@ -463,7 +546,7 @@ mod tests {
             finit_result: Some(Errno::ENOSYS),
             ..Default::default()
         };
-        insert_module(&k, &plain, "", none).unwrap();
+        insert_module(&k, &plain, b"", none).unwrap();
         assert_eq!(k.calls.borrow().len(), 2);
 
         // Any other refusal is final.
@@ -472,17 +555,17 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            insert_module(&k, &plain, "", none),
+            insert_module(&k, &plain, b"", none),
             Err(InsertError::Kernel(Errno::EEXIST))
         ));
 
         // Unknown kernel compression text.
         let k = FakeKernel {
-            compression: Some("lz4\n".into()),
+            compression: Some(b"lz4\n".to_vec()),
             ..Default::default()
         };
         assert!(matches!(
-            insert_module(&k, &packed, "", none),
+            insert_module(&k, &packed, b"", none),
             Err(InsertError::UnknownKernelCompression(_))
         ));
 
@@ -490,7 +573,7 @@ mod tests {
         let broken = temp_file("broken.ko.xz", &xz(b"\x7fELF-payload")[..20]);
         let k = FakeKernel::default();
         assert!(matches!(
-            insert_module(&k, &broken, "", none),
+            insert_module(&k, &broken, b"", none),
             Err(InsertError::Open(_))
         ));
         assert!(k.calls.borrow().is_empty());
@@ -499,14 +582,47 @@ mod tests {
     #[test]
     fn delete_never_blocks() {
         let k = FakeKernel::default();
-        remove_module(&k, "dummy", false).unwrap();
-        remove_module(&k, "dummy", true).unwrap();
+        remove_module(&k, b"dummy", false).unwrap();
+        remove_module(&k, b"dummy", true).unwrap();
         assert_eq!(
             *k.calls.borrow(),
             [
-                "delete_module(\"dummy\", 0o4000)",
-                "delete_module(\"dummy\", 0o5000)"
+                "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK))",
+                "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK | O_TRUNC))"
             ]
         );
+    }
+
+    #[test]
+    fn removal_checks() {
+        let mut k = FakeKernel::default();
+        k.loaded("m", 0).loaded("used", 2);
+        k.attr("nounload", "initstate", "live\n");
+        k.holders
+            .insert(b"held".to_vec(), vec![b"a".to_vec(), b"b".to_vec()]);
+        k.loaded("held", 0);
+        let refusal = |name: &str, builtin| {
+            check_removable(&k, name.as_bytes(), builtin)
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(refusal("m", true).as_deref(), Some("Module m is builtin."));
+        assert_eq!(
+            refusal("x", false).as_deref(),
+            Some("Module x is not currently loaded")
+        );
+        assert_eq!(
+            refusal("held", false).as_deref(),
+            Some("Module held is in use by: a b")
+        );
+        assert_eq!(
+            refusal("used", false).as_deref(),
+            Some("Module used is in use")
+        );
+        assert_eq!(
+            refusal("nounload", false).as_deref(),
+            Some("Module unloading is not supported")
+        );
+        assert_eq!(refusal("m", false), None);
     }
 }

@@ -1,15 +1,18 @@
 //! kmod-rs: the library behind the `kmod` multi-call binary.
 //!
-//! Each module is named for what it is; the command-line tools in `src/tools/`
-//! only parse arguments and print.
+//! Each module is named for what it is; the command-line layer in [`cli`] only
+//! parses arguments, calls the library and prints.
 
+pub mod cli;
+pub mod compat;
 pub mod compression;
 pub mod config;
 pub mod depmod;
+pub mod diag;
 pub mod elf;
-pub mod fnmatch;
 pub mod index;
 pub mod kernel;
+pub mod modinfo;
 pub mod module;
 pub mod probe;
 pub mod resolve;

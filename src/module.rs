@@ -1,6 +1,7 @@
 //! A module file on disk: opened, decompressed and ready for ELF reading.
 
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::compression::{self, Compression, DecompressError};
@@ -118,8 +119,8 @@ impl ModuleFile {
     }
 
     /// The module's name as kmod derives it: from the file name, not the ELF.
-    pub fn name(&self) -> String {
-        name_from_path(&self.path)
+    pub fn name(&self) -> Option<Vec<u8>> {
+        name_from_path(self.path.as_os_str().as_bytes())
     }
 
     /// The decompressed module image.
@@ -139,25 +140,57 @@ impl ModuleFile {
     }
 }
 
-/// Module name from a path or name: basename, cut at the first `.`, `-` → `_`.
-pub fn name_from_path(path: &Path) -> String {
-    let base = path
-        .file_name()
-        .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy());
-    normalize_name(&base)
+/// libkmod's `modname_normalize`: a module name from a file or module name, cut at
+/// the first `.`, `-` → `_`, at most PATH_MAX - 1 bytes (a NUL ends it too).
+pub fn normalize_name(name: &[u8]) -> Vec<u8> {
+    const PATH_MAX: usize = 4096;
+    name.iter()
+        .take(PATH_MAX - 1)
+        .take_while(|&&b| b != b'.' && b != 0)
+        .map(|&b| if b == b'-' { b'_' } else { b })
+        .collect()
 }
 
-/// Module name normalisation: cut at the first `.`, `-` → `_`.
-pub fn normalize_name(name: &str) -> String {
-    let stem = name.split('.').next().unwrap_or("");
-    stem.replace('-', "_")
+/// libkmod's `path_to_modname`: the normalised base name of a path; None when the
+/// base name is empty (a path ending in `/`).
+pub fn name_from_path(path: &[u8]) -> Option<Vec<u8>> {
+    let base = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+    (!base.is_empty()).then(|| normalize_name(base))
 }
 
 /// Whether a file name ends like a module (and is longer than the ending).
-pub fn has_module_suffix(name: &str) -> bool {
+pub fn has_module_suffix(name: &[u8]) -> bool {
     MODULE_SUFFIXES
         .iter()
-        .any(|s| name.len() > s.len() && name.ends_with(s))
+        .any(|s| name.len() > s.len() && name.ends_with(s.as_bytes()))
+}
+
+/// Module options from command-line words, as kmod joins them: separated by single
+/// spaces, and a `key=value` whose value has a space (and is not already quoted)
+/// gets the value wrapped in double quotes.
+pub fn options_from_words<S: AsRef<[u8]>>(words: &[S]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for word in words {
+        let word = word.as_ref();
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        let eq = word.iter().position(|&b| b == b'=');
+        match eq.map(|i| (&word[..i], &word[i + 1..])) {
+            Some((key, value))
+                if value.contains(&b' ')
+                    && !value.starts_with(b"\"")
+                    && !value.starts_with(b"'") =>
+            {
+                out.extend_from_slice(key);
+                out.extend_from_slice(b"=\"");
+                out.extend_from_slice(value);
+                out.push(b'"');
+            }
+            _ => out.extend_from_slice(word),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -166,50 +199,28 @@ mod tests {
 
     #[test]
     fn names() {
+        let name = |p: &[u8]| name_from_path(p).map(|n| String::from_utf8(n).unwrap());
         assert_eq!(
-            name_from_path(Path::new("/x/snd-hda-intel.ko.xz")),
-            "snd_hda_intel"
+            name(b"/x/snd-hda-intel.ko.xz").as_deref(),
+            Some("snd_hda_intel")
         );
-        assert_eq!(name_from_path(Path::new("foo.bar.ko")), "foo");
-        assert_eq!(normalize_name("iTCO_wdt"), "iTCO_wdt");
-        assert!(has_module_suffix("a.ko.zst"));
-        assert!(!has_module_suffix(".ko"));
-        assert!(!has_module_suffix("a.ko.bz2"));
+        assert_eq!(name(b"foo.bar.ko").as_deref(), Some("foo"));
+        assert_eq!(name(b"/x/"), None);
+        assert_eq!(normalize_name(b"iTCO_wdt"), b"iTCO_wdt");
+        assert_eq!(normalize_name(b"a\xff-b.ko"), b"a\xff_b");
+        assert_eq!(normalize_name(&[b'-'; 5000]).len(), 4095);
+        assert!(has_module_suffix(b"a.ko.zst"));
+        assert!(!has_module_suffix(b".ko"));
+        assert!(!has_module_suffix(b"a.ko.bz2"));
     }
-}
-
-/// Module options from command-line words, as kmod joins them: separated by single
-/// spaces, and a `key=value` whose value has a space (and is not already quoted)
-/// gets the value wrapped in double quotes.
-pub fn options_from_words<S: AsRef<str>>(words: &[S]) -> String {
-    let mut out = String::new();
-    for word in words {
-        let word = word.as_ref();
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        match word.split_once('=') {
-            Some((key, value))
-                if value.contains(' ') && !value.starts_with('"') && !value.starts_with('\'') =>
-            {
-                out.push_str(&format!("{key}=\"{value}\""));
-            }
-            _ => out.push_str(word),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod option_tests {
-    use super::options_from_words;
 
     #[test]
-    fn quoting() {
+    fn option_quoting() {
         assert_eq!(
             options_from_words(&["a=1", "y=a b", "z='c d'", "flag"]),
-            "a=1 y=\"a b\" z='c d' flag"
+            b"a=1 y=\"a b\" z='c d' flag"
         );
-        assert_eq!(options_from_words::<&str>(&[]), "");
+        assert_eq!(options_from_words(&[&b"n=caf\xe9"[..]]), b"n=caf\xe9");
+        assert_eq!(options_from_words::<&str>(&[]), b"");
     }
 }

@@ -5,47 +5,55 @@
 //! Modules live in a pool keyed like libkmod's (`name`, or `name\alias` for modules
 //! reached through an alias), and per-module flags (visited, required, ignorecmd)
 //! are kept on those pool entries: that is what makes kmod's output, duplicates
-//! included, come out the same.
+//! included, come out the same. Names, options and commands are bytes throughout.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use crate::fnmatch::fnmatch;
+use crate::compat::{io_strerror, strerror};
+use crate::config::ModprobeConfig;
+use crate::diag::{Fatal, Priority, Sink};
 use crate::kernel::{self, InitState, InsertFlags, Kernel, StateError};
-use crate::resolve::{alias_normalize, IndexKind, ModuleDir};
-
-pub use crate::config::ModprobeConfig as Rules;
+use crate::resolve::{self, ModuleDir, Step, ALIAS_CHAIN};
 
 pub type ModId = usize;
 
 #[derive(Debug, Default)]
 struct Module {
-    name: String,
-    alias: Option<String>,
+    name: Vec<u8>,
+    alias: Option<Vec<u8>>,
     path: Option<PathBuf>,
     dep_done: bool,
     deps: Vec<ModId>,
     builtin: Option<bool>,
-    install: Option<Option<String>>,
-    remove: Option<Option<String>>,
+    install: Option<Option<Vec<u8>>>,
+    remove: Option<Option<Vec<u8>>>,
     visited: bool,
     required: bool,
     ignorecmd: bool,
 }
 
-/// Where diagnostics and actions go; the tool decides how to print them.
-pub trait Report {
-    /// A message at a syslog priority (2 = FATAL, 3 = ERROR, 4 = WARNING, 6 = INFO,
-    /// 7 = DEBUG).
-    fn log(&mut self, prio: i32, msg: &str);
-    /// An action line (`insmod ...`, `install ...`, `builtin ...`, `rmmod ...`,
-    /// `remove ...`), printed when showing.
-    fn show(&mut self, line: &str);
+/// Where modprobe's action lines go (`insmod PATH OPTIONS`, `builtin NAME`, ...).
+pub trait Actions {
+    /// A line as C's buffered `printf` prints it (`insmod`, `install`, `builtin`).
+    fn print(&mut self, line: &[u8]);
+    /// A line printed and flushed at once (modprobe's `SHOW`: `rmmod`, `remove`).
+    fn print_flushed(&mut self, line: &[u8]);
 }
 
-const LOG_ERR: i32 = 3;
+/// Actions nobody sees.
+pub struct NoActions;
+
+impl Actions for NoActions {
+    fn print(&mut self, _: &[u8]) {}
+    fn print_flushed(&mut self, _: &[u8]) {}
+}
 
 /// How to insert.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,6 +68,38 @@ pub struct ProbeFlags {
     pub blacklist_names: bool,
     /// Print actions.
     pub show: bool,
+}
+
+/// How to remove (`modprobe -r`).
+#[derive(Debug, Clone, Copy)]
+pub struct RemoveFlags {
+    pub ignore_commands: bool,
+    /// `-D`: act as if nothing were loaded.
+    pub ignore_loaded: bool,
+    pub dry_run: bool,
+    /// `--first-time`: a module that is not loaded is an error.
+    pub first_time: bool,
+    /// `--remove-holders`: remove the modules holding it first.
+    pub remove_holders: bool,
+    /// `-f`: `delete_module` with O_TRUNC.
+    pub force: bool,
+    /// `--wait`: retry a busy module with back-off for this long.
+    pub wait: Duration,
+    /// Print actions.
+    pub show: bool,
+    /// The priority of messages after which modprobe gives up: FATAL, or WARNING
+    /// with `-a` (kmod's `LOG`).
+    pub fail_priority: Priority,
+}
+
+/// Why a removal failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RemoveError {
+    /// A FATAL message was shown: modprobe stops.
+    #[error(transparent)]
+    Stopped(#[from] Fatal),
+    #[error("{}", strerror(*.0))]
+    Failed(Errno),
 }
 
 /// The result of a successful probe.
@@ -80,69 +120,83 @@ pub enum State {
 
 pub struct Context<'a> {
     pub dir: ModuleDir,
-    pub rules: Rules,
+    pub config: ModprobeConfig,
     pub kernel: &'a dyn Kernel,
+    sink: Sink,
+    /// Environment for install and remove commands (a nested modprobe inherits
+    /// options through `MODPROBE_OPTIONS`).
+    command_env: Vec<(OsString, OsString)>,
     modules: Vec<Module>,
-    by_key: HashMap<String, ModId>,
+    by_key: HashMap<Vec<u8>, ModId>,
 }
 
 impl<'a> Context<'a> {
-    pub fn new(dir: ModuleDir, rules: Rules, kernel: &'a dyn Kernel) -> Self {
+    pub fn new(dir: ModuleDir, config: ModprobeConfig, kernel: &'a dyn Kernel, sink: Sink) -> Self {
         Context {
             dir,
-            rules,
+            config,
             kernel,
+            sink,
+            command_env: Vec::new(),
             modules: Vec::new(),
             by_key: HashMap::new(),
         }
     }
 
-    fn module(&mut self, key: String, name: &str, alias: Option<&str>) -> ModId {
+    /// Sets an environment variable for the commands this context runs.
+    pub fn set_command_env(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
+        self.command_env.push((key.into(), value.into()));
+    }
+
+    fn module(&mut self, key: Vec<u8>, name: &[u8], alias: Option<&[u8]>) -> ModId {
         if let Some(&id) = self.by_key.get(&key) {
             return id;
         }
         let id = self.modules.len();
         self.modules.push(Module {
-            name: name.to_string(),
-            alias: alias.map(str::to_string),
+            name: name.to_vec(),
+            alias: alias.map(<[u8]>::to_vec),
             ..Default::default()
         });
         self.by_key.insert(key, id);
         id
     }
 
-    pub fn name(&self, id: ModId) -> &str {
+    pub fn name(&self, id: ModId) -> &[u8] {
         &self.modules[id].name
     }
 
-    pub fn module_named(&mut self, name: &str) -> ModId {
-        self.module(name.to_string(), name, None)
+    pub fn module_named(&mut self, name: &[u8]) -> ModId {
+        self.module(name.to_vec(), name, None)
     }
 
-    fn module_by_alias(&mut self, alias: &str, name: &str) -> ModId {
-        self.module(format!("{name}\\{alias}"), name, Some(alias))
+    fn module_by_alias(&mut self, alias: &[u8], name: &[u8]) -> ModId {
+        let key = [name, b"\\", alias].concat();
+        self.module(key, name, Some(alias))
     }
 
     /// A module from a file path (relative paths against the cwd); the name comes
     /// from the file name. Fails like stat(2), or with EEXIST if the pool already has
     /// that module at another path.
-    pub fn module_at_path(&mut self, path: &Path, report: &mut dyn Report) -> Result<ModId, Errno> {
-        let abs = crate::resolve::absolute(path);
-        std::fs::metadata(&abs)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::ENOENT as i32)))?;
-        let name = crate::module::name_from_path(path);
+    pub fn module_at_path(&mut self, path: &Path) -> Result<ModId, Errno> {
+        let abs = resolve::absolute(path);
+        std::fs::metadata(&abs).map_err(|e| crate::compat::io_errno(&e))?;
+        let name =
+            crate::module::name_from_path(path.as_os_str().as_bytes()).ok_or(Errno::ENOENT)?;
         let id = self.module_named(&name);
         let m = &mut self.modules[id];
         match &m.path {
             None => m.path = Some(abs),
             Some(p) if *p == abs => {}
             Some(p) => {
-                let msg = format!(
-                    "kmod_module '{name}' already exists with different path: new-path='{}' old-path='{}'",
-                    abs.display(),
-                    p.display()
-                );
-                report.log(LOG_ERR, &msg);
+                let mut msg = b"kmod_module '".to_vec();
+                msg.extend_from_slice(&name);
+                msg.extend_from_slice(b"' already exists with different path: new-path='");
+                msg.extend_from_slice(abs.as_os_str().as_bytes());
+                msg.extend_from_slice(b"' old-path='");
+                msg.extend_from_slice(p.as_os_str().as_bytes());
+                msg.push(b'\'');
+                self.sink.log_bytes(Priority::Error, &msg);
                 return Err(Errno::EEXIST);
             }
         }
@@ -150,101 +204,60 @@ impl<'a> Context<'a> {
         Ok(id)
     }
 
-    /// libkmod's lookup chain: config aliases, modules.dep, symbols, install/remove
-    /// commands, modules.alias, builtin, builtin aliases; the first that yields wins.
-    pub fn lookup(&mut self, given: &str) -> Result<Vec<ModId>, Errno> {
-        let alias = alias_normalize(given).ok_or(Errno::EINVAL)?;
-        tracing::debug!("input alias={given}, normalized={alias}");
-        let matches: Vec<(String, String)> = self
-            .rules
-            .aliases
-            .iter()
-            .filter(|(pattern, _)| fnmatch(pattern, &alias))
-            .cloned()
-            .collect();
-        if !matches.is_empty() {
-            return Ok(matches
-                .iter()
-                .map(|(pattern, name)| self.module_by_alias(pattern, name))
-                .collect());
-        }
-        if !alias.contains(':') {
-            if let Some(line) = self
-                .dir
-                .index(IndexKind::Dep)
-                .and_then(|i| i.lookup(&alias))
-            {
-                let id = self.module_named(&alias);
-                self.parse_depline(id, &line);
-                return Ok(vec![id]);
+    /// libkmod's lookup chain ([`resolve::lookup`]), its results made pool modules
+    /// with what each step already told about them.
+    pub fn lookup(&mut self, given: &[u8]) -> Result<Vec<ModId>, Errno> {
+        let found = resolve::lookup(&self.dir, &self.config, given, &ALIAS_CHAIN)
+            .map_err(|_| Errno::EINVAL)?;
+        let mut ids = Vec::with_capacity(found.len());
+        for f in found {
+            let id = match (&f.alias, f.step) {
+                (Some(alias), _) => self.module_by_alias(alias, &f.name),
+                (None, _) => self.module_named(&f.name),
+            };
+            match f.step {
+                Step::ModulesDep => self.load_deps(id),
+                Step::Commands => {
+                    let m = &mut self.modules[id];
+                    match self.config.install_command(&f.name) {
+                        Some(cmd) => m.install = Some(Some(cmd.to_vec())),
+                        None => {
+                            m.remove = Some(self.config.remove_command(&f.name).map(<[u8]>::to_vec))
+                        }
+                    }
+                }
+                Step::Builtin | Step::BuiltinAliases => self.modules[id].builtin = Some(true),
+                _ => {}
             }
+            ids.push(id);
         }
-        if alias.starts_with("symbol:") {
-            let found = self.search(IndexKind::Symbols, &alias);
-            if !found.is_empty() {
-                return Ok(found);
-            }
-        }
-        let command = |list: &[(String, String)]| {
-            list.iter()
-                .find(|(name, _)| *name == alias)
-                .map(|(_, cmd)| cmd.clone())
-        };
-        if let Some(cmd) = command(&self.rules.install) {
-            let id = self.module_named(&alias);
-            self.modules[id].install = Some(Some(cmd));
-            return Ok(vec![id]);
-        }
-        if let Some(cmd) = command(&self.rules.remove) {
-            let id = self.module_named(&alias);
-            self.modules[id].remove = Some(Some(cmd));
-            return Ok(vec![id]);
-        }
-        let found = self.search(IndexKind::Alias, &alias);
-        if !found.is_empty() {
-            return Ok(found);
-        }
-        if self.dir.is_builtin(&alias) {
-            let id = self.module_named(&alias);
-            self.modules[id].builtin = Some(true);
-            return Ok(vec![id]);
-        }
-        let found = self.search(IndexKind::BuiltinAlias, &alias);
-        for &id in &found {
-            self.modules[id].builtin = Some(true);
-        }
-        Ok(found)
+        Ok(ids)
     }
 
-    fn search(&mut self, kind: IndexKind, alias: &str) -> Vec<ModId> {
-        let values = self
-            .dir
-            .index(kind)
-            .map(|i| i.search_wildcard(alias))
-            .unwrap_or_default();
-        values
-            .into_iter()
-            .map(|v| self.module_by_alias(alias, &v.value))
-            .collect()
-    }
-
-    /// Sets path and dependencies from a modules.dep line (once). Dependencies are
-    /// kept in load order: the reverse of the line.
-    fn parse_depline(&mut self, id: ModId, line: &str) {
+    /// Sets path and dependencies from the module's modules.dep line (once).
+    /// Dependencies are kept in load order: the reverse of the line.
+    fn load_deps(&mut self, id: ModId) {
         if self.modules[id].dep_done {
             return;
         }
+        let Some(line) = self
+            .dir
+            .dep_line(&self.modules[id].name)
+            .map(<[u8]>::to_vec)
+        else {
+            return;
+        };
         self.modules[id].dep_done = true;
-        let Some((path, deps)) = line.split_once(':') else {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             return;
         };
         if self.modules[id].path.is_none() {
-            self.modules[id].path = Some(self.dir.path().join(path));
+            self.modules[id].path = Some(self.dir.join(&line[..colon]));
         }
         let mut list = Vec::new();
-        for dep in deps.split([' ', '\t']).filter(|d| !d.is_empty()) {
-            let dep_path = self.dir.path().join(dep);
-            match self.module_at_path(&dep_path, &mut NoReport) {
+        for dep in resolve::dep_words(&line[colon + 1..]) {
+            let dep_path = self.dir.join(dep);
+            match self.module_at_path(&dep_path) {
                 Ok(d) => list.push(d),
                 Err(_) => {
                     // libkmod gives up on the whole line and tries again next time.
@@ -257,17 +270,8 @@ impl<'a> Context<'a> {
         self.modules[id].deps = list;
     }
 
-    fn load_deps(&mut self, id: ModId) {
-        if !self.modules[id].dep_done {
-            let name = self.modules[id].name.clone();
-            if let Some(line) = self.dir.index(IndexKind::Dep).and_then(|i| i.lookup(&name)) {
-                self.parse_depline(id, &line);
-            }
-        }
-    }
-
     pub fn path(&mut self, id: ModId) -> Option<PathBuf> {
-        if self.modules[id].path.is_none() && !self.modules[id].dep_done {
+        if self.modules[id].path.is_none() {
             self.load_deps(id);
         }
         self.modules[id].path.clone()
@@ -300,94 +304,86 @@ impl<'a> Context<'a> {
         )
     }
 
-    fn in_kernel(&mut self, id: ModId, report: &mut dyn Report) -> bool {
+    fn in_kernel(&mut self, id: ModId) -> bool {
         match self.state(id) {
             Ok(State::Live | State::Builtin) => true,
             Ok(_) | Err(StateError::NotLoaded) => false,
             Err(e) => {
-                report.log(LOG_ERR, &e.to_string());
+                self.sink.error(e);
                 false
             }
         }
     }
 
     /// Options from configuration for the module's name or the alias it was found by.
-    pub fn options(&self, id: ModId) -> Option<String> {
+    pub fn options(&self, id: ModId) -> Option<Vec<u8>> {
         let m = &self.modules[id];
-        let parts: Vec<&str> = self
-            .rules
-            .options
-            .iter()
-            .filter(|(name, _)| *name == m.name || m.alias.as_deref() == Some(name))
-            .map(|(_, o)| o.as_str())
-            .filter(|o| !o.is_empty())
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
+        self.config.options_for(&m.name, m.alias.as_deref())
     }
 
-    fn first_command(list: &[(String, String)], name: &str) -> Option<String> {
-        list.iter()
-            .find(|(pattern, _)| fnmatch(pattern, name))
-            .map(|(_, cmd)| cmd.clone())
-    }
-
-    pub fn install_command(&mut self, id: ModId) -> Option<String> {
+    pub fn install_command(&mut self, id: ModId) -> Option<Vec<u8>> {
         if self.modules[id].install.is_none() {
-            let cmd = Self::first_command(&self.rules.install, &self.modules[id].name);
+            let cmd = self
+                .config
+                .matching_install_command(&self.modules[id].name)
+                .map(<[u8]>::to_vec);
             self.modules[id].install = Some(cmd);
         }
         self.modules[id].install.clone().flatten()
     }
 
-    pub fn remove_command(&mut self, id: ModId) -> Option<String> {
+    pub fn remove_command(&mut self, id: ModId) -> Option<Vec<u8>> {
         if self.modules[id].remove.is_none() {
-            let cmd = Self::first_command(&self.rules.remove, &self.modules[id].name);
+            let cmd = self
+                .config
+                .matching_remove_command(&self.modules[id].name)
+                .map(<[u8]>::to_vec);
             self.modules[id].remove = Some(cmd);
         }
         self.modules[id].remove.clone().flatten()
     }
 
-    /// Each softdep name resolved through the lookup chain; unresolvable ones dropped.
-    fn resolve_names(&mut self, names: &[String], report: &mut dyn Report) -> Vec<ModId> {
+    /// The pre and post softdeps of the first matching `softdep` line, each name
+    /// resolved through the lookup chain (unresolvable ones dropped).
+    pub fn softdeps(&mut self, id: ModId) -> (Vec<ModId>, Vec<ModId>) {
+        let Some(softdep) = self
+            .config
+            .matching_softdep(&self.modules[id].name)
+            .cloned()
+        else {
+            return (Vec::new(), Vec::new());
+        };
+        (
+            self.resolve_names(&softdep.pre),
+            self.resolve_names(&softdep.post),
+        )
+    }
+
+    fn resolve_names(&mut self, names: &[Vec<u8>]) -> Vec<ModId> {
         let mut out = Vec::new();
         for name in names {
             match self.lookup(name) {
                 Ok(found) => out.extend(found),
-                Err(_) => report.log(
-                    LOG_ERR,
-                    &format!("failed to lookup dependency '{name}', continuing anyway."),
-                ),
+                Err(_) => {
+                    let mut msg = b"failed to lookup dependency '".to_vec();
+                    msg.extend_from_slice(name);
+                    msg.extend_from_slice(b"', continuing anyway.");
+                    self.sink.log_bytes(Priority::Error, &msg);
+                }
             }
         }
         out
     }
 
-    /// The pre and post softdeps of the first matching `softdep` line.
-    pub fn softdeps(&mut self, id: ModId, report: &mut dyn Report) -> (Vec<ModId>, Vec<ModId>) {
-        let name = self.modules[id].name.clone();
-        let Some(softdep) = self
-            .rules
-            .softdeps
-            .iter()
-            .find(|s| fnmatch(&s.name, &name))
-            .cloned()
-        else {
-            return (Vec::new(), Vec::new());
-        };
-        let pre = self.resolve_names(&softdep.pre, report);
-        let post = self.resolve_names(&softdep.post, report);
-        (pre, post)
-    }
-
-    fn fill_softdep(&mut self, id: ModId, list: &mut Vec<ModId>, report: &mut dyn Report) {
-        let (pre, post) = self.softdeps(id, report);
+    fn fill_softdep(&mut self, id: ModId, list: &mut Vec<ModId>) {
+        let (pre, post) = self.softdeps(id);
         for &m in &pre {
-            self.probe_list_rec(m, false, false, list, report);
+            self.probe_list_rec(m, false, false, list);
         }
         list.push(id);
         self.modules[id].ignorecmd = !pre.is_empty() || !post.is_empty();
         for &m in &post {
-            self.probe_list_rec(m, false, false, list, report);
+            self.probe_list_rec(m, false, false, list);
         }
     }
 
@@ -397,10 +393,12 @@ impl<'a> Context<'a> {
         required: bool,
         ignorecmd: bool,
         list: &mut Vec<ModId>,
-        report: &mut dyn Report,
     ) {
         if self.modules[id].visited {
-            tracing::debug!("Ignore module '{}': already visited", self.modules[id].name);
+            tracing::debug!(
+                "Ignore module '{}': already visited",
+                String::from_utf8_lossy(&self.modules[id].name)
+            );
             return;
         }
         self.modules[id].visited = true;
@@ -412,35 +410,29 @@ impl<'a> Context<'a> {
             }
         }
         for &d in &deps {
-            self.fill_softdep(d, list, report);
+            self.fill_softdep(d, list);
         }
         if ignorecmd {
             list.push(id);
             self.modules[id].ignorecmd = true;
         } else {
-            self.fill_softdep(id, list, report);
+            self.fill_softdep(id, list);
         }
     }
 
     /// The modules to load for `id`, in order.
-    pub fn probe_list(
-        &mut self,
-        id: ModId,
-        ignorecmd: bool,
-        report: &mut dyn Report,
-    ) -> Vec<ModId> {
+    pub fn probe_list(&mut self, id: ModId, ignorecmd: bool) -> Vec<ModId> {
         for m in &mut self.modules {
             m.visited = false;
             m.required = false;
         }
         let mut list = Vec::new();
-        self.probe_list_rec(id, true, ignorecmd, &mut list, report);
+        self.probe_list_rec(id, true, ignorecmd, &mut list);
         list
     }
 
     pub fn is_blacklisted(&self, id: ModId) -> bool {
-        let name = &self.modules[id].name;
-        self.rules.blacklist.iter().any(|b| b == name)
+        self.config.is_blacklisted(&self.modules[id].name)
     }
 
     /// Inserts a module with its dependencies and softdeps (kmod's
@@ -449,10 +441,10 @@ impl<'a> Context<'a> {
         &mut self,
         id: ModId,
         flags: ProbeFlags,
-        extra_options: Option<&str>,
-        report: &mut dyn Report,
+        extra_options: Option<&[u8]>,
+        actions: &mut dyn Actions,
     ) -> Result<Probed, Errno> {
-        if !flags.ignore_loaded && self.in_kernel(id, report) {
+        if !flags.ignore_loaded && self.in_kernel(id) {
             return if flags.fail_on_loaded {
                 Err(Errno::EEXIST)
             } else {
@@ -462,50 +454,20 @@ impl<'a> Context<'a> {
         if self.is_blacklisted(id) && (self.modules[id].alias.is_some() || flags.blacklist_names) {
             return Ok(Probed::Blacklisted);
         }
-        let list = self.probe_list(id, flags.ignore_commands, report);
+        let list = self.probe_list(id, flags.ignore_commands);
         let mut result = Ok(());
         for m in list {
-            let mut err: Result<(), Errno> = Ok(());
-            if !flags.ignore_loaded && self.in_kernel(m, report) {
-                tracing::debug!("Ignoring module '{}': already loaded", self.modules[m].name);
-                err = Err(Errno::EEXIST);
+            let err = if !flags.ignore_loaded && self.in_kernel(m) {
+                tracing::debug!(
+                    "Ignoring module '{}': already loaded",
+                    String::from_utf8_lossy(&self.modules[m].name)
+                );
+                Err(Errno::EEXIST)
             } else {
-                let options =
-                    concat_options(self.options(m), if m == id { extra_options } else { None });
-                let cmd = self.install_command(m);
-                match cmd {
-                    Some(cmd) if !self.modules[m].ignorecmd => {
-                        if flags.show {
-                            report.show(&format!("install {cmd} {options}"));
-                        }
-                        if !flags.dry_run {
-                            err = self.run_command(
-                                m,
-                                "install",
-                                &cmd.replace("$CMDLINE_OPTS", &options),
-                                report,
-                            );
-                        }
-                    }
-                    _ => {
-                        let path = self.path(m);
-                        if flags.show {
-                            match &path {
-                                Some(p) => {
-                                    report.show(&format!("insmod {} {options}", p.display()))
-                                }
-                                None if matches!(self.state(m), Ok(State::Builtin)) => {
-                                    report.show(&format!("builtin {}", self.modules[m].name))
-                                }
-                                None => {}
-                            }
-                        }
-                        if !flags.dry_run {
-                            err = self.insert_one(m, path.as_deref(), &options, flags, report);
-                        }
-                    }
-                }
-            }
+                let extra = if m == id { extra_options } else { None };
+                let options = concat_options(self.options(m), extra);
+                self.insert_step(m, &options, flags, actions)
+            };
             if err == Err(Errno::EEXIST) && m == id && flags.fail_on_loaded {
                 result = err;
                 break;
@@ -521,17 +483,56 @@ impl<'a> Context<'a> {
         result.map(|()| Probed::Done)
     }
 
-    fn insert_one(
+    /// One module of a probe list: its install command, or the module itself.
+    fn insert_step(
+        &mut self,
+        m: ModId,
+        options: &[u8],
+        flags: ProbeFlags,
+        actions: &mut dyn Actions,
+    ) -> Result<(), Errno> {
+        if let Some(cmd) = self
+            .install_command(m)
+            .filter(|_| !self.modules[m].ignorecmd)
+        {
+            if flags.show {
+                actions.print(&[&b"install "[..], &cmd, b" ", options].concat());
+            }
+            if flags.dry_run {
+                return Ok(());
+            }
+            let cmd = replace_all(&cmd, b"$CMDLINE_OPTS", options);
+            return self.run_install_command(m, &cmd);
+        }
+        let path = self.path(m);
+        if flags.show {
+            match &path {
+                Some(p) => actions
+                    .print(&[&b"insmod "[..], p.as_os_str().as_bytes(), b" ", options].concat()),
+                None if matches!(self.state(m), Ok(State::Builtin)) => {
+                    actions.print(&[&b"builtin "[..], &self.modules[m].name].concat())
+                }
+                None => {}
+            }
+        }
+        if flags.dry_run {
+            return Ok(());
+        }
+        self.insert_file(m, path.as_deref(), options, flags)
+    }
+
+    fn insert_file(
         &mut self,
         id: ModId,
         path: Option<&Path>,
-        options: &str,
+        options: &[u8],
         flags: ProbeFlags,
-        report: &mut dyn Report,
     ) -> Result<(), Errno> {
         let Some(path) = path else {
-            let msg = format!("could not find module by name='{}'", self.modules[id].name);
-            report.log(LOG_ERR, &msg);
+            let mut msg = b"could not find module by name='".to_vec();
+            msg.extend_from_slice(&self.modules[id].name);
+            msg.push(b'\'');
+            self.sink.log_bytes(Priority::Error, &msg);
             return Err(Errno::ENOENT);
         };
         let insert_flags = InsertFlags {
@@ -539,90 +540,236 @@ impl<'a> Context<'a> {
             force_modversion: flags.force_modversion,
         };
         kernel::insert_module(self.kernel, path, options, insert_flags).map_err(|e| {
-            report.log(
-                6,
-                &format!(
+            self.sink.log(
+                Priority::Info,
+                format_args!(
                     "Failed to insert module '{}': {}",
                     path.display(),
-                    e.errno().desc()
+                    strerror(e.errno())
                 ),
             );
             if let kernel::InsertError::UnknownKernelCompression(_) = e {
-                report.log(LOG_ERR, &e.to_string());
+                self.sink.error(&e);
             }
             e.errno()
         })
     }
 
-    /// Runs an install or remove command with `/bin/sh -c`, `MODPROBE_MODULE` set.
-    fn run_command(
-        &mut self,
-        id: ModId,
-        kind: &str,
-        cmd: &str,
-        report: &mut dyn Report,
-    ) -> Result<(), Errno> {
+    /// libkmod's install command run: `sh -c` with `MODPROBE_MODULE` set; a failure
+    /// is logged with the command and its exit code.
+    fn run_install_command(&mut self, id: ModId, cmd: &[u8]) -> Result<(), Errno> {
         let name = self.modules[id].name.clone();
-        let status = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("MODPROBE_MODULE", &name)
-            .status();
-        match status {
+        let shown = String::from_utf8_lossy(cmd);
+        let name_shown = String::from_utf8_lossy(&name);
+        match self.run_shell(cmd, &name) {
             Err(e) => {
-                report.log(
-                    LOG_ERR,
-                    &format!("Could not run {kind} command '{cmd}' for module {name}: {e}"),
-                );
+                self.sink.error(format_args!(
+                    "Could not run install command '{shown}' for module {name_shown}: {}",
+                    io_strerror(&e)
+                ));
                 Err(Errno::EINVAL)
             }
-            Ok(s) if s.code() != Some(0) => {
-                let code = s.code().unwrap_or(0);
-                report.log(
-                    LOG_ERR,
-                    &format!(
-                        "Error running {kind} command '{cmd}' for module {name}: retcode {code}"
-                    ),
-                );
+            Ok(0) => Ok(()),
+            Ok(code) => {
+                self.sink.error(format_args!(
+                    "Error running install command '{shown}' for module {name_shown}: retcode {code}"
+                ));
                 Err(Errno::EINVAL)
             }
-            Ok(_) => Ok(()),
         }
     }
 
-    pub fn module_alias(&self, id: ModId) -> Option<&str> {
-        self.modules[id].alias.as_deref()
+    /// C's `system(cmd)` with `MODPROBE_MODULE=name`: the exit code as `WEXITSTATUS`
+    /// gives it (0 for a shell killed by a signal).
+    fn run_shell(&self, cmd: &[u8], name: &[u8]) -> std::io::Result<i32> {
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(OsStr::from_bytes(cmd))
+            .envs(self.command_env.iter().map(|(k, v)| (k, v)))
+            .env("MODPROBE_MODULE", OsStr::from_bytes(name))
+            .status()?;
+        Ok((status.into_raw() >> 8) & 0xff)
     }
 
-    /// Weak dependencies of the first matching `weakdep` line.
-    pub fn weakdeps(&mut self, id: ModId, report: &mut dyn Report) -> Vec<ModId> {
+    /// Removes a module as `modprobe -r` does: its post-softdeps, its holders (with
+    /// `--remove-holders`), the module (or its remove command), the dependencies that
+    /// became unused, then its pre-softdeps.
+    pub fn remove(
+        &mut self,
+        id: ModId,
+        flags: &RemoveFlags,
+        actions: &mut dyn Actions,
+    ) -> Result<(), RemoveError> {
+        self.remove_module(id, flags.remove_holders, false, flags, actions)
+    }
+
+    fn remove_module(
+        &mut self,
+        id: ModId,
+        holders: bool,
+        ignore_builtin: bool,
+        flags: &RemoveFlags,
+        actions: &mut dyn Actions,
+    ) -> Result<(), RemoveError> {
         let name = self.modules[id].name.clone();
-        let Some((_, names)) = self
-            .rules
-            .weakdeps
-            .iter()
-            .find(|(pattern, _)| fnmatch(pattern, &name))
-            .cloned()
-        else {
-            return Vec::new();
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        let (pre, post, cmd) = if flags.ignore_commands {
+            (Vec::new(), Vec::new(), None)
+        } else {
+            let (pre, post) = self.softdeps(id);
+            (pre, post, self.remove_command(id))
         };
-        self.resolve_names(&names, report)
+        if cmd.is_none() && !flags.ignore_loaded {
+            match self.state(id) {
+                Err(_) if flags.first_time => {
+                    self.sink.fail(
+                        flags.fail_priority,
+                        format_args!("Module {shown} is not in kernel."),
+                    )?;
+                    return Err(RemoveError::Failed(Errno::ENOENT));
+                }
+                Err(_) => return Ok(()),
+                Ok(State::Builtin) if ignore_builtin => return Ok(()),
+                Ok(State::Builtin) => {
+                    self.sink.fail(
+                        flags.fail_priority,
+                        format_args!("Module {shown} is builtin."),
+                    )?;
+                    return Err(RemoveError::Failed(Errno::ENOENT));
+                }
+                Ok(_) => {}
+            }
+        }
+        // Softdeps and unused dependencies are removed where possible; only a
+        // FATAL message stops modprobe there.
+        let best_effort = |r: Result<(), RemoveError>| match r {
+            Err(RemoveError::Stopped(f)) => Err(f),
+            _ => Ok(()),
+        };
+        for &p in post.iter().rev() {
+            best_effort(self.remove_module(p, false, true, flags, actions))?;
+        }
+        if holders {
+            let names = self.kernel.holders(&name).unwrap_or_default();
+            for h in names.iter().rev() {
+                let hid = self.module_named(h);
+                self.remove_module(hid, false, true, flags, actions)?;
+            }
+        }
+        let in_use = || kernel::refcnt(self.kernel, &name).is_ok_and(|n| n > 0);
+        if cmd.is_none() && !flags.ignore_loaded && flags.wait.is_zero() && in_use() {
+            self.sink.fail(
+                flags.fail_priority,
+                format_args!("Module {shown} is in use."),
+            )?;
+            return Err(RemoveError::Failed(Errno::EBUSY));
+        }
+        match &cmd {
+            None => self.delete(&name, flags, actions)?,
+            Some(cmd) => {
+                let cmd = replace_all(cmd, b"$CMDLINE_OPTS", b"");
+                if flags.show {
+                    actions.print_flushed(&[&b"remove "[..], &cmd].concat());
+                }
+                if !flags.dry_run && !matches!(self.run_shell(&cmd, &name), Ok(0)) {
+                    self.sink.fail(
+                        flags.fail_priority,
+                        format_args!("Error running remove command for {shown}"),
+                    )?;
+                    return Err(RemoveError::Failed(Errno::EINVAL));
+                }
+            }
+        }
+        if cmd.is_none() {
+            for dep in self.dependencies(id) {
+                let dep_name = self.modules[dep].name.clone();
+                if kernel::refcnt(self.kernel, &dep_name).is_ok_and(|n| n == 0) {
+                    best_effort(self.delete(&dep_name, flags, actions))?;
+                }
+            }
+        }
+        for &p in pre.iter().rev() {
+            best_effort(self.remove_module(p, false, true, flags, actions))?;
+        }
+        Ok(())
+    }
+
+    /// `delete_module` as modprobe calls it, retrying a busy module with back-off
+    /// for `--wait`.
+    fn delete(
+        &mut self,
+        name: &[u8],
+        flags: &RemoveFlags,
+        actions: &mut dyn Actions,
+    ) -> Result<(), RemoveError> {
+        if flags.show {
+            actions.print_flushed(&[&b"rmmod "[..], name].concat());
+        }
+        if flags.dry_run {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let mut interval = Duration::from_millis(1);
+        loop {
+            match kernel::remove_module(self.kernel, name, flags.force) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EAGAIN) if start.elapsed() < flags.wait => {
+                    let left = flags.wait.saturating_sub(start.elapsed());
+                    std::thread::sleep(interval.min(left));
+                    interval *= 2;
+                }
+                Err(e) => {
+                    self.sink.error(format_args!(
+                        "could not remove '{}': {}",
+                        String::from_utf8_lossy(name),
+                        strerror(e)
+                    ));
+                    return Err(RemoveError::Failed(e));
+                }
+            }
+        }
     }
 }
 
 /// Config options, then the command line's, joined by a space that is there even when
 /// the second part is empty (kmod's trailing space, which callers' output shows).
-fn concat_options(config: Option<String>, extra: Option<&str>) -> String {
+fn concat_options(config: Option<Vec<u8>>, extra: Option<&[u8]>) -> Vec<u8> {
     match (config, extra) {
-        (None, None) => String::new(),
-        (None, Some(x)) => x.to_string(),
-        (Some(c), x) => format!("{c} {}", x.unwrap_or("")),
+        (None, None) => Vec::new(),
+        (None, Some(x)) => x.to_vec(),
+        (Some(c), x) => [&c[..], b" ", x.unwrap_or_default()].concat(),
     }
 }
 
-struct NoReport;
+/// Every occurrence of `pattern` in `text` replaced, left to right.
+fn replace_all(text: &[u8], pattern: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.windows(pattern.len()).position(|w| w == pattern) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + pattern.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
 
-impl Report for NoReport {
-    fn log(&mut self, _: i32, _: &str) {}
-    fn show(&mut self, _: &str) {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_substitution() {
+        assert_eq!(
+            replace_all(
+                b"a $CMDLINE_OPTS b$CMDLINE_OPTS",
+                b"$CMDLINE_OPTS",
+                b"x=\xe9"
+            ),
+            b"a x=\xe9 bx=\xe9"
+        );
+        assert_eq!(replace_all(b"none", b"$CMDLINE_OPTS", b"x"), b"none");
+        assert_eq!(concat_options(Some(b"a=1".to_vec()), None), b"a=1 ");
+        assert_eq!(concat_options(None, Some(b"b")), b"b");
+    }
 }

@@ -1,12 +1,21 @@
 //! Finding modules: the module directory, its indexes, and libkmod's lookup chain
-//! from a name or alias to the modules it stands for.
+//! from a name or alias to the modules it stands for. modprobe and modinfo both
+//! resolve through [`lookup`]; names, aliases and index values are bytes throughout.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::index::Index;
+use crate::compat::fnmatch::fnmatch_bytes;
+use crate::compat::{io_strerror, until_nul};
+use crate::config::ModprobeConfig;
+use crate::index::{Index, IndexError};
 
 /// Where module directories live; callers prefix it with a root (`-b`, `-d`).
 pub const MODULE_DIRECTORY: &str = "/lib/modules";
+
+/// C's PATH_MAX: libkmod normalises names and aliases into buffers of this size.
+const PATH_MAX: usize = 4096;
 
 /// The `modules.*.bin` indexes the lookup chain reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,18 +39,61 @@ impl IndexKind {
     }
 }
 
+/// One source of libkmod's lookup chain; the first that yields anything wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `alias` lines of modprobe.d (fnmatch patterns).
+    ConfigAlias,
+    /// A module name in modules.dep.
+    ModulesDep,
+    /// `symbol:NAME` in modules.symbols.
+    Symbols,
+    /// A name with an `install` or `remove` command in modprobe.d.
+    Commands,
+    /// modules.alias (the patterns modules declare).
+    Aliases,
+    /// modules.builtin.
+    Builtin,
+    /// modules.builtin.alias.
+    BuiltinAliases,
+}
+
+/// kmod_module_new_from_lookup's chain, for names and aliases alike.
+pub const ALIAS_CHAIN: [Step; 7] = [
+    Step::ConfigAlias,
+    Step::ModulesDep,
+    Step::Symbols,
+    Step::Commands,
+    Step::Aliases,
+    Step::Builtin,
+    Step::BuiltinAliases,
+];
+
+/// kmod_module_new_from_name_lookup's chain (`modinfo -m`).
+pub const NAME_CHAIN: [Step; 3] = [Step::ModulesDep, Step::Builtin, Step::BuiltinAliases];
+
 /// A module the lookup chain produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    pub name: String,
-    /// Known builtin because the builtin indexes produced it.
-    pub builtin: bool,
+    pub name: Vec<u8>,
+    /// The alias (or configuration pattern) the module was reached by; libkmod keeps
+    /// modules reached by different aliases apart.
+    pub alias: Option<Vec<u8>>,
+    /// The step that produced it.
+    pub step: Step,
+}
+
+impl Found {
+    /// Known builtin because a builtin index produced it.
+    pub fn builtin(&self) -> bool {
+        matches!(self.step, Step::Builtin | Step::BuiltinAliases)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LookupError {
-    #[error("invalid alias '{0}': unbalanced brackets")]
-    InvalidAlias(String),
+    #[error("invalid alias '{}': unbalanced brackets", String::from_utf8_lossy(.0))]
+    InvalidAlias(Vec<u8>),
 }
 
 /// A line of `modules.dep`: the module's file and the files it depends on.
@@ -68,15 +120,16 @@ impl ModuleDir {
     /// The directory for `root` and `version` as modprobe `-d/-S` and modinfo `-b/-k`
     /// build it: plain concatenation `ROOT/lib/modules/VERSION`, each defaulting to
     /// "" and the running kernel's release.
-    pub fn for_kernel(root: Option<&str>, version: Option<&str>) -> std::io::Result<ModuleDir> {
+    pub fn for_kernel(root: Option<&OsStr>, version: Option<&OsStr>) -> std::io::Result<ModuleDir> {
         let version = match version {
-            Some(v) => v.to_string(),
+            Some(v) => v.to_os_string(),
             None => kernel_release()?,
         };
-        Ok(ModuleDir::new(PathBuf::from(format!(
-            "{}{MODULE_DIRECTORY}/{version}",
-            root.unwrap_or("")
-        ))))
+        let mut dir = root.unwrap_or_default().as_bytes().to_vec();
+        dir.extend_from_slice(MODULE_DIRECTORY.as_bytes());
+        dir.push(b'/');
+        dir.extend_from_slice(version.as_bytes());
+        Ok(ModuleDir::new(PathBuf::from(OsString::from_vec(dir))))
     }
 
     pub fn path(&self) -> &Path {
@@ -97,144 +150,180 @@ impl ModuleDir {
     fn open_index(&self, kind: IndexKind) -> &Result<Index, String> {
         self.indexes[kind as usize].get_or_init(|| {
             let path = self.dir.join(kind.file_name());
+            // Display only: the message names the file.
             Index::open(&path).map_err(|e| match e {
-                crate::index::IndexError::Io(_, io) => match io.raw_os_error() {
-                    Some(code) => format!(
-                        "{}: {}",
-                        path.display(),
-                        nix::errno::Errno::from_raw(code).desc()
-                    ),
-                    None => format!("{}: {io}", path.display()),
-                },
+                IndexError::Io(_, io) => format!("{}: {}", path.display(), io_strerror(&io)),
                 other => format!("{}: {other}", path.display()),
             })
         })
     }
 
-    /// The `modules.dep` entry of a module name.
-    pub fn dep_entry(&self, name: &str) -> Option<DepEntry> {
-        let line = self.index(IndexKind::Dep)?.lookup(name)?;
-        let (path, deps) = line.split_once(':')?;
+    /// The `modules.dep` line of a module name (`path: dep dep`).
+    pub fn dep_line(&self, name: &[u8]) -> Option<&[u8]> {
+        self.index(IndexKind::Dep)?.lookup(name)
+    }
+
+    /// The `modules.dep` entry of a module name, paths made absolute.
+    pub fn dep_entry(&self, name: &[u8]) -> Option<DepEntry> {
+        let line = self.dep_line(name)?;
+        let colon = line.iter().position(|&b| b == b':')?;
         Some(DepEntry {
-            path: self.dir.join(path),
-            deps: deps.split_whitespace().map(|d| self.dir.join(d)).collect(),
+            path: self.join(&line[..colon]),
+            deps: dep_words(&line[colon + 1..])
+                .map(|d| self.join(d))
+                .collect(),
         })
     }
 
-    pub fn is_builtin(&self, name: &str) -> bool {
+    /// A path of modules.dep (relative to this directory, or absolute).
+    pub fn join(&self, path: &[u8]) -> PathBuf {
+        self.dir.join(OsStr::from_bytes(path))
+    }
+
+    pub fn is_builtin(&self, name: &[u8]) -> bool {
         self.index(IndexKind::Builtin)
             .is_some_and(|i| i.lookup(name).is_some())
     }
 
-    /// libkmod's lookup chain without configuration: the first source that yields
-    /// anything wins. (Configuration aliases and commands are the caller's first step.)
-    pub fn lookup(&self, alias: &str) -> Result<Vec<Found>, LookupError> {
-        let alias =
-            alias_normalize(alias).ok_or_else(|| LookupError::InvalidAlias(alias.into()))?;
-        // Module names never contain ':'.
-        if !alias.contains(':') && self.dep_entry(&alias).is_some() {
-            return Ok(vec![Found {
-                name: alias,
-                builtin: false,
-            }]);
-        }
-        if alias.starts_with("symbol:") {
-            let found = self.search(IndexKind::Symbols, &alias, false);
-            if !found.is_empty() {
-                return Ok(found);
-            }
-        }
-        let found = self.search(IndexKind::Alias, &alias, false);
-        if !found.is_empty() {
-            return Ok(found);
-        }
-        if self.is_builtin(&alias) {
-            return Ok(vec![Found {
-                name: alias,
-                builtin: true,
-            }]);
-        }
-        Ok(self.search(IndexKind::BuiltinAlias, &alias, true))
-    }
-
-    /// Lookup of a module name only: modules.dep, then the builtin indexes.
-    pub fn lookup_name(&self, name: &str) -> Option<Found> {
-        let name = crate::module::normalize_name(name);
-        if self.dep_entry(&name).is_some() {
-            return Some(Found {
-                name,
-                builtin: false,
-            });
-        }
-        if self.is_builtin(&name) {
-            return Some(Found {
-                name,
-                builtin: true,
-            });
-        }
-        self.search(IndexKind::BuiltinAlias, &name, true)
-            .into_iter()
-            .next()
-    }
-
-    fn search(&self, kind: IndexKind, alias: &str, builtin: bool) -> Vec<Found> {
+    /// Wildcard search of an index: the modules whose patterns match `key`.
+    fn search(&self, kind: IndexKind, key: &[u8]) -> Vec<Vec<u8>> {
         self.index(kind)
-            .map(|i| i.search_wildcard(alias))
+            .map(|i| i.search_wildcard(key))
             .unwrap_or_default()
             .into_iter()
-            .map(|v| Found {
-                name: v.value,
-                builtin,
-            })
+            .map(|v| v.value.to_vec())
             .collect()
     }
 
     /// The `.modinfo`-style strings of a builtin module from `modules.builtin.modinfo`
     /// (records `name.key=value\0`, one module's records contiguous).
-    pub fn builtin_modinfo(&self, name: &str) -> std::io::Result<Vec<Vec<u8>>> {
+    pub fn builtin_modinfo(&self, name: &[u8]) -> std::io::Result<Vec<Vec<u8>>> {
         let data = std::fs::read(self.dir.join("modules.builtin.modinfo"))?;
         let mut out = Vec::new();
         for record in data.split(|&b| b == 0) {
-            if record.is_empty() {
-                continue;
-            }
-            let matches = record.len() > name.len()
-                && record.starts_with(name.as_bytes())
-                && record[name.len()] == b'.';
-            if matches {
-                out.push(record[name.len() + 1..].to_vec());
-            } else if !out.is_empty() {
-                break;
+            let value = record
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(b"."));
+            match value {
+                Some(value) => out.push(value.to_vec()),
+                None if !out.is_empty() && !record.is_empty() => break,
+                None => {}
             }
         }
         Ok(out)
     }
 }
 
-/// `-` → `_` except inside `[...]`; None for unbalanced brackets (libkmod's rule).
-pub fn alias_normalize(alias: &str) -> Option<String> {
-    let mut out = String::with_capacity(alias.len());
-    let mut in_class = false;
-    for c in alias.chars() {
-        match c {
-            '[' if !in_class => in_class = true,
-            ']' if in_class => in_class = false,
-            ']' => return None,
-            '-' if !in_class => {
-                out.push('_');
-                continue;
-            }
-            _ => {}
+/// The file names of a modules.dep line after its colon (libkmod splits at blanks).
+pub fn dep_words(deps: &[u8]) -> impl Iterator<Item = &[u8]> {
+    deps.split(|&b| b == b' ' || b == b'\t')
+        .filter(|d| !d.is_empty())
+}
+
+/// libkmod's lookup chain: the normalised `given` alias tried against each step of
+/// `chain` in turn; the first step that yields modules wins.
+pub fn lookup(
+    dir: &ModuleDir,
+    config: &ModprobeConfig,
+    given: &[u8],
+    chain: &[Step],
+) -> Result<Vec<Found>, LookupError> {
+    let alias = alias_normalize(given).ok_or_else(|| LookupError::InvalidAlias(given.to_vec()))?;
+    tracing::debug!(
+        "input alias={}, normalized={}",
+        String::from_utf8_lossy(given),
+        String::from_utf8_lossy(&alias)
+    );
+    for &step in chain {
+        let found = lookup_step(dir, config, &alias, step);
+        if !found.is_empty() {
+            return Ok(found);
         }
-        out.push(c);
     }
-    (!in_class).then_some(out)
+    Ok(Vec::new())
+}
+
+/// `modinfo -m`: a module name (normalised like one) through the name chain.
+pub fn lookup_name(dir: &ModuleDir, name: &[u8]) -> Option<Found> {
+    let name = crate::module::normalize_name(name);
+    NAME_CHAIN
+        .iter()
+        .find_map(|&step| lookup_step(dir, &ModprobeConfig::default(), &name, step).pop())
+}
+
+fn lookup_step(dir: &ModuleDir, config: &ModprobeConfig, alias: &[u8], step: Step) -> Vec<Found> {
+    let found = |name: &[u8], alias: Option<&[u8]>| Found {
+        name: name.to_vec(),
+        alias: alias.map(<[u8]>::to_vec),
+        step,
+    };
+    let searched = |kind| -> Vec<Found> {
+        dir.search(kind, alias)
+            .iter()
+            .map(|name| found(name, Some(alias)))
+            .collect()
+    };
+    match step {
+        Step::ConfigAlias => config
+            .aliases
+            .iter()
+            .filter(|(pattern, _)| fnmatch_bytes(pattern, alias))
+            .map(|(pattern, name)| found(name, Some(pattern)))
+            .collect(),
+        // Module names never contain ':'.
+        Step::ModulesDep if !alias.contains(&b':') && dir.dep_line(alias).is_some() => {
+            vec![found(alias, None)]
+        }
+        Step::Symbols if alias.starts_with(b"symbol:") => searched(IndexKind::Symbols),
+        Step::Commands
+            if config.install_command(alias).is_some()
+                || config.remove_command(alias).is_some() =>
+        {
+            vec![found(alias, None)]
+        }
+        Step::Aliases => searched(IndexKind::Alias),
+        Step::Builtin if dir.is_builtin(alias) => vec![found(alias, None)],
+        Step::BuiltinAliases => searched(IndexKind::BuiltinAlias),
+        _ => Vec::new(),
+    }
+}
+
+/// libkmod's alias normalisation: `-` → `_` outside brackets; None for an unmatched
+/// bracket. Like libkmod, at most PATH_MAX - 1 bytes are looked at, and a NUL ends
+/// the alias.
+pub fn alias_normalize(alias: &[u8]) -> Option<Vec<u8>> {
+    normalize_dashes(alias, PATH_MAX - 1)
+}
+
+/// kmod's `underscores()` for names in configuration: the same rule, unbounded.
+pub fn underscores(s: &[u8]) -> Option<Vec<u8>> {
+    normalize_dashes(s, usize::MAX)
+}
+
+fn normalize_dashes(alias: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let alias = until_nul(alias);
+    let mut out = Vec::with_capacity(alias.len().min(limit));
+    let mut i = 0;
+    while i < limit && i < alias.len() {
+        match alias[i] {
+            b'-' => out.push(b'_'),
+            b']' => return None,
+            b'[' => {
+                let close = alias[i..].iter().position(|&b| b == b']')?;
+                out.extend_from_slice(&alias[i..=i + close]);
+                i += close;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    Some(out)
 }
 
 /// The running kernel's release, as `uname -r` prints it.
-pub fn kernel_release() -> std::io::Result<String> {
+pub fn kernel_release() -> std::io::Result<OsString> {
     let uts = nix::sys::utsname::uname().map_err(std::io::Error::from)?;
-    Ok(uts.release().to_string_lossy().into_owned())
+    Ok(uts.release().to_os_string())
 }
 
 /// `path` made absolute against the working directory without resolving `.`/`..`
@@ -261,14 +350,39 @@ mod tests {
     #[test]
     fn alias_normalisation() {
         assert_eq!(
-            alias_normalize("snd-hda-intel").as_deref(),
-            Some("snd_hda_intel")
+            alias_normalize(b"snd-hda-intel").as_deref(),
+            Some(&b"snd_hda_intel"[..])
         );
         assert_eq!(
-            alias_normalize("pci:v*d[a-f]-x").as_deref(),
-            Some("pci:v*d[a-f]_x")
+            alias_normalize(b"pci:v*d[a-f]-x").as_deref(),
+            Some(&b"pci:v*d[a-f]_x"[..])
         );
-        assert_eq!(alias_normalize("a]b"), None);
-        assert_eq!(alias_normalize("a[b"), None);
+        assert_eq!(alias_normalize(b"a]b"), None);
+        assert_eq!(alias_normalize(b"a[b"), None);
+        assert_eq!(
+            alias_normalize(b"caf\xe9-x").as_deref(),
+            Some(&b"caf\xe9_x"[..])
+        );
+        let long = vec![b'-'; 5000];
+        assert_eq!(alias_normalize(&long).map(|a| a.len()), Some(4095));
+        assert_eq!(underscores(&long).map(|a| a.len()), Some(5000));
+    }
+
+    #[test]
+    fn builtin_modinfo_records() {
+        let dir = std::env::temp_dir().join(format!("kmod-rs-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("modules.builtin.modinfo"),
+            b"ab.x=0\0a.license=GPL\0a.alias=foo\0b.license=MIT\0a.late=1\0",
+        )
+        .unwrap();
+        let d = ModuleDir::new(dir.clone());
+        assert_eq!(
+            d.builtin_modinfo(b"a").unwrap(),
+            [b"license=GPL".to_vec(), b"alias=foo".to_vec()]
+        );
+        assert!(d.builtin_modinfo(b"c").unwrap().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

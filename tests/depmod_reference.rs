@@ -224,8 +224,8 @@ fn our_reader_reads_kmods_indexes() {
                 .unwrap()
                 .replace('-', "_");
             assert_eq!(
-                deps.lookup(&modname).as_deref(),
-                Some(line),
+                deps.lookup(modname.as_bytes()),
+                Some(line.as_bytes()),
                 "{name}: {modname}"
             );
         }
@@ -234,9 +234,9 @@ fn our_reader_reads_kmods_indexes() {
         for line in text.lines().skip(1) {
             let mut words = line.split(' ').skip(1);
             let (key, owner) = (words.next().unwrap(), words.next().unwrap());
-            let found = symbols.search_wildcard(key);
+            let found = symbols.search_wildcard(key.as_bytes());
             assert!(
-                found.iter().any(|v| v.value == owner),
+                found.iter().any(|v| v.value == owner.as_bytes()),
                 "{name}: {key} -> {owner}"
             );
         }
@@ -248,9 +248,9 @@ fn our_reader_reads_kmods_indexes() {
             if alias.contains(['*', '?', '[']) {
                 continue;
             }
-            let found = aliases.search_wildcard(&alias.replace('-', "_"));
+            let found = aliases.search_wildcard(alias.replace('-', "_").as_bytes());
             assert!(
-                found.iter().any(|v| v.value == owner),
+                found.iter().any(|v| v.value == owner.as_bytes()),
                 "{name}: {alias} -> {owner}"
             );
         }

@@ -11,11 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-// The clap definitions live in the binary crate, which integration tests cannot
-// link; compiling the tools module here gives the tests the very same definitions.
-#[allow(dead_code)]
-#[path = "../src/tools/mod.rs"]
-mod tools;
+use kmod_rs::cli as tools;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -185,7 +181,7 @@ fn every_tool_with_a_command_is_checked() {
         .iter()
         .filter_map(|t| t.words.last().copied())
         .collect();
-    let tools_dir = Path::new(ROOT).join("src/tools");
+    let tools_dir = Path::new(ROOT).join("src/cli");
     for line in read(&tools_dir.join("mod.rs")).lines() {
         let Some(module) = line
             .strip_prefix("pub mod ")
@@ -197,7 +193,7 @@ fn every_tool_with_a_command_is_checked() {
         let name = module.replace('_', "-");
         assert!(
             !source.contains("pub fn command()") || checked.contains(&name.as_str()),
-            "src/tools/{module}.rs defines command(): add it to tools() in tests/docs.rs, \
+            "src/cli/{module}.rs defines command(): add it to tools() in tests/docs.rs, \
              so that its manual page and completions are checked"
         );
     }

@@ -11,6 +11,22 @@ use std::path::{Path, PathBuf};
 use common::{reference, run, Tree};
 use kmod_rs::index::{Index, IndexBuilder, IndexValue};
 
+/// An index value owned by the test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Value {
+    priority: u32,
+    value: Vec<u8>,
+}
+
+impl From<IndexValue<'_>> for Value {
+    fn from(v: IndexValue<'_>) -> Value {
+        Value {
+            priority: v.priority,
+            value: v.value.to_vec(),
+        }
+    }
+}
+
 const TREES: [&str; 3] = ["trixie-amd64", "bookworm-amd64", "trixie-cloud"];
 const BINS: [&str; 5] = [
     "modules.dep.bin",
@@ -91,7 +107,7 @@ impl Inputs {
     fn build(&self, file: &str) -> Vec<u8> {
         let mut builder = IndexBuilder::new();
         for (key, value, priority) in &self.entries[file] {
-            builder.insert(key, value, *priority);
+            builder.insert(key.as_bytes(), value.as_bytes(), *priority);
         }
         let mut out = Vec::new();
         builder.write_to(&mut out).unwrap();
@@ -104,16 +120,16 @@ impl Inputs {
 
     /// Every key with its values in depmod's stored order: ascending priority, later
     /// insertions first among equal priorities.
-    fn expected(&self, file: &str) -> BTreeMap<Vec<u8>, Vec<IndexValue>> {
-        let mut map: BTreeMap<Vec<u8>, Vec<IndexValue>> = BTreeMap::new();
+    fn expected(&self, file: &str) -> BTreeMap<Vec<u8>, Vec<Value>> {
+        let mut map: BTreeMap<Vec<u8>, Vec<Value>> = BTreeMap::new();
         for (key, value, priority) in &self.entries[file] {
             let values = map.entry(key.as_bytes().to_vec()).or_default();
             let at = values.partition_point(|v| v.priority < *priority);
             values.insert(
                 at,
-                IndexValue {
+                Value {
                     priority: *priority,
-                    value: value.clone(),
+                    value: value.as_bytes().to_vec(),
                 },
             );
         }
@@ -230,21 +246,17 @@ fn reader_agrees_with_text_files() {
             let expected = inputs.expected(file);
             assert!(!expected.is_empty(), "{name}/{file}: no entries");
             for (key, values) in &expected {
-                let key = std::str::from_utf8(key).unwrap();
                 assert_eq!(
-                    index.lookup(key).as_ref(),
-                    Some(&values[0].value),
+                    index.lookup(key),
+                    Some(&values[0].value[..]),
                     "{name}/{file}: lookup({key:?})"
                 );
-                assert_eq!(
-                    &index.lookup_all(key),
-                    values,
-                    "{name}/{file}: lookup_all({key:?})"
-                );
+                let all: Vec<Value> = index.lookup_all(key).into_iter().map(Value::from).collect();
+                assert_eq!(&all, values, "{name}/{file}: lookup_all({key:?})");
             }
             // The dump walks keys in byte order, each with its values in stored order.
-            let mut dumped: Vec<(Vec<u8>, IndexValue)> = Vec::new();
-            index.for_each(|k, v| dumped.push((k.as_bytes().to_vec(), v.clone())));
+            let mut dumped: Vec<(Vec<u8>, Value)> = Vec::new();
+            index.for_each(|k, v| dumped.push((k.to_vec(), v.into())));
             let want: Vec<_> = expected
                 .iter()
                 .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
@@ -252,8 +264,8 @@ fn reader_agrees_with_text_files() {
             assert!(dumped == want, "{name}/{file}: for_each order differs");
         }
         let dep = inputs.open("modules.dep.bin");
-        assert_eq!(dep.lookup("no_such_module"), None);
-        assert!(dep.lookup_all("").is_empty());
+        assert_eq!(dep.lookup(b"no_such_module"), None);
+        assert!(dep.lookup_all(b"").is_empty());
     }
 }
 
@@ -283,9 +295,13 @@ fn dump_matches_modprobe_show_config() {
             .collect();
         let mut ours = Vec::new();
         for file in ["modules.alias.bin", "modules.symbols.bin"] {
-            inputs
-                .open(file)
-                .for_each(|k, v| ours.push(format!("alias {k} {}", v.value)));
+            inputs.open(file).for_each(|k, v| {
+                ours.push(format!(
+                    "alias {} {}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v.value)
+                ))
+            });
         }
         assert_eq!(ours.len(), theirs.len(), "{name}: modprobe -c alias lines");
         assert!(ours == theirs, "{name}: modprobe -c order differs");
@@ -375,21 +391,24 @@ fn wildcard_search_matches_modprobe() {
         for modalias in modaliases(&inputs) {
             let key = alias_normalize(&modalias).unwrap();
             // libkmod tries modules.alias.bin, then modules.builtin.alias.bin.
-            let mut ours = alias.search_wildcard(&key);
+            let mut ours = alias.search_wildcard(key.as_bytes());
             if ours.is_empty() {
-                ours = builtin_alias.search_wildcard(&key);
+                ours = builtin_alias.search_wildcard(key.as_bytes());
             }
-            let ours: Vec<_> = ours.into_iter().map(|v| v.value).collect();
+            let ours: Vec<String> = ours
+                .into_iter()
+                .map(|v| String::from_utf8(v.value.to_vec()).unwrap())
+                .collect();
             matched += usize::from(!ours.is_empty());
             let theirs = modprobe_resolve(&tree.ref_root, &tree.kver, &modalias);
             assert_eq!(ours, theirs, "{name}: modprobe -R {modalias}");
         }
         assert!(matched > 40, "{name}: only {matched} modaliases matched");
         for (key, owner, _) in inputs.entries["modules.symbols.bin"].iter().step_by(997) {
-            let ours: Vec<_> = symbols
-                .search_wildcard(key)
+            let ours: Vec<String> = symbols
+                .search_wildcard(key.as_bytes())
                 .into_iter()
-                .map(|v| v.value)
+                .map(|v| String::from_utf8(v.value.to_vec()).unwrap())
                 .collect();
             assert_eq!(&ours, std::slice::from_ref(owner), "{name}: {key}");
             let theirs = modprobe_resolve(&tree.ref_root, &tree.kver, key);
@@ -494,9 +513,9 @@ fn exercise(data: Vec<u8>) {
         "symbol:drm_open",
         "*",
     ] {
-        let _ = index.lookup(key);
-        let _ = index.lookup_all(key);
-        let _ = index.search_wildcard(key);
+        let _ = index.lookup(key.as_bytes());
+        let _ = index.lookup_all(key.as_bytes());
+        let _ = index.search_wildcard(key.as_bytes());
     }
     let mut n = 0usize;
     index.for_each(|_, _| n += 1);

@@ -13,7 +13,7 @@ fn static_nodes_match_kmod_in_every_format() {
     let tree = Tree::get("trixie-amd64");
     let dir = tree.module_dir(&tree.ref_root);
     let release = kmod_rs::resolve::kernel_release().unwrap();
-    let mountpoint = format!("/lib/modules/{release}");
+    let mountpoint = format!("/lib/modules/{}", release.to_string_lossy());
     let created = !std::path::Path::new(&mountpoint).exists();
     if created {
         std::fs::create_dir_all(&mountpoint).expect("creating the mount point needs root");

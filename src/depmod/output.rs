@@ -141,7 +141,10 @@ impl<'a> Index<'a> {
         shown: &[u8],
     ) -> Result<(), Failure> {
         let (key, value) = (ascii(key)?, ascii(value)?);
-        if self.builder.insert(key, value, priority) {
+        if self
+            .builder
+            .insert(key.as_bytes(), value.as_bytes(), priority)
+        {
             if let Some(heading) = self.duplicates {
                 let mut msg = format!("duplicate module {heading}:\n").into_bytes();
                 msg.extend_from_slice(shown);

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use kmod_rs::depmod::{
+use crate::depmod::{
     is_up_to_date, load_rules, number_start, prepare_output_dir, strerror, write_files, Depmod,
     Failure, Log, Prio, Settings,
 };
-use kmod_rs::resolve::{kernel_release, MODULE_DIRECTORY};
+use crate::resolve::{kernel_release, MODULE_DIRECTORY};
 
 use super::{flag, help_or_version, parse, short_name, value};
 
@@ -129,8 +129,8 @@ pub fn command() -> Command {
 }
 
 fn values(m: &ArgMatches, id: &str) -> Vec<(usize, OsString)> {
-    match (m.indices_of(id), m.get_many::<String>(id)) {
-        (Some(i), Some(v)) => i.zip(v.map(OsString::from)).collect(),
+    match (m.indices_of(id), m.get_many::<OsString>(id)) {
+        (Some(i), Some(v)) => i.zip(v.cloned()).collect(),
         _ => Vec::new(),
     }
 }
@@ -158,7 +158,7 @@ fn as_path(bytes: &[u8]) -> &Path {
 
 /// Like C's path_make_absolute_cwd: relative paths are joined to the working directory.
 fn absolute(path: &[u8]) -> Vec<u8> {
-    kmod_rs::resolve::absolute(as_path(path))
+    crate::resolve::absolute(as_path(path))
         .into_os_string()
         .into_vec()
 }
@@ -206,7 +206,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         }
         Some(v) => v.clone(),
         None => match kernel_release() {
-            Ok(r) => r.into_bytes(),
+            Ok(r) => r.into_vec(),
             Err(e) => {
                 let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
                 log.log(
@@ -251,7 +251,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let result = if all {
         // depmod.d is read only when scanning everything; -C replaces its directories.
         let config: Option<Vec<PathBuf>> = m
-            .get_many::<String>("config")
+            .get_many::<OsString>("config")
             .map(|v| v.map(PathBuf::from).collect());
         depmod.scan(&load_rules(config.as_deref(), &version, &log))
     } else {

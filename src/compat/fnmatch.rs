@@ -12,6 +12,8 @@
 //!
 //! Both inputs end at their first NUL, as C strings would.
 
+use super::until_nul;
+
 /// How far glibc scans for the end of a `[:name:]` before giving up on the pattern.
 const CLASS_NAME_MAX: usize = 2048;
 
@@ -71,13 +73,6 @@ pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
                 _ => return false,
             },
         }
-    }
-}
-
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    match bytes.iter().position(|&b| b == 0) {
-        Some(end) => &bytes[..end],
-        None => bytes,
     }
 }
 

@@ -1,17 +1,19 @@
 //! `modinfo`: show the information embedded in modules, exactly as kmod prints it.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use kmod_rs::elf::ElfError;
-use kmod_rs::module::{has_module_suffix, ModuleError, ModuleFile};
-use kmod_rs::resolve::{absolute, Found, ModuleDir};
-use kmod_rs::signature::hex_wrapped;
+use crate::config::ModprobeConfig;
+use crate::diag::{Priority, Sink};
+use crate::modinfo::{builtin_fields, file_fields, params, Field, Param};
+use crate::module::{has_module_suffix, name_from_path, ModuleError};
+use crate::resolve::{self, absolute, Found, ModuleDir, ALIAS_CHAIN};
 
-use super::{flag, help_or_version, log, parse, short_name, value};
+use super::{flag, help_or_version, parse, short_name, value};
 
 const USAGE: &[&str] = &["[options] <modulename|filename> [args]"];
 
@@ -75,12 +77,13 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     if let Some(code) = help_or_version(&m, &cmd, prog, USAGE, 28) {
         return code;
     }
-    let names: Vec<String> = m
+    let names: Vec<&OsStr> = m
         .get_many::<OsString>("modules")
-        .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+        .map(|v| v.map(OsString::as_os_str).collect())
         .unwrap_or_default();
+    let sink = Sink::new(prog, Priority::Warning as i32, false);
     if names.is_empty() {
-        log(prog, "ERROR", "missing module or filename.");
+        sink.error("missing module or filename.");
         return 1;
     }
     let root = last_value(&m, "basedir");
@@ -88,14 +91,17 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let dir = match ModuleDir::for_kernel(root.as_deref(), version.as_deref()) {
         Ok(d) => d,
         Err(e) => {
-            log(prog, "ERROR", format_args!("uname() failed: {e}"));
+            sink.error(format_args!(
+                "uname() failed: {}",
+                crate::compat::io_strerror(&e)
+            ));
             return 1;
         }
     };
 
     let stdout = io::stdout();
     let mut printer = Printer {
-        prog,
+        sink: &sink,
         out: BufWriter::new(stdout.lock()),
         field: selected_field(&m),
         separator: if m.get_flag("null") { b'\0' } else { b'\n' },
@@ -103,13 +109,13 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     };
     let by_name = m.get_flag("modname");
     let mut ok = true;
-    for name in &names {
+    for name in names {
         ok &= if by_name {
-            printer.by_name(name)
+            printer.by_name(name.as_bytes())
         } else if is_module_file(name) {
             printer.by_path(name)
         } else {
-            printer.by_alias(name)
+            printer.by_alias(name.as_bytes())
         };
     }
     if printer.out.flush().is_err() {
@@ -118,14 +124,14 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     i32::from(!ok)
 }
 
-fn last_value(m: &ArgMatches, id: &str) -> Option<String> {
-    m.get_many::<String>(id)
+fn last_value(m: &ArgMatches, id: &str) -> Option<OsString> {
+    m.get_many::<OsString>(id)
         .and_then(|mut v| v.next_back().cloned())
 }
 
 /// The field to print: the last of `-a -d -l -p -n -F` on the command line wins.
-fn selected_field(m: &ArgMatches) -> Option<String> {
-    let mut choices: Vec<(usize, String)> = Vec::new();
+fn selected_field(m: &ArgMatches) -> Option<Vec<u8>> {
+    let mut choices: Vec<(usize, Vec<u8>)> = Vec::new();
     for (id, field) in [
         ("author", "author"),
         ("description", "description"),
@@ -135,25 +141,26 @@ fn selected_field(m: &ArgMatches) -> Option<String> {
     ] {
         if m.get_flag(id) {
             if let Some(i) = m.indices_of(id).and_then(|mut i| i.next_back()) {
-                choices.push((i, field.to_string()));
+                choices.push((i, field.as_bytes().to_vec()));
             }
         }
     }
-    if let (Some(indices), Some(values)) = (m.indices_of("field"), m.get_many::<String>("field")) {
-        choices.extend(indices.zip(values.cloned()));
+    if let (Some(indices), Some(values)) = (m.indices_of("field"), m.get_many::<OsString>("field"))
+    {
+        choices.extend(indices.zip(values.map(|v| v.as_bytes().to_vec())));
     }
     choices.into_iter().max_by_key(|(i, _)| *i).map(|(_, f)| f)
 }
 
 /// A module file argument: a module file name ending that names an existing regular file.
-fn is_module_file(arg: &str) -> bool {
-    has_module_suffix(arg) && std::fs::metadata(arg).is_ok_and(|m| m.is_file())
+fn is_module_file(arg: &OsStr) -> bool {
+    has_module_suffix(arg.as_bytes()) && std::fs::metadata(arg).is_ok_and(|m| m.is_file())
 }
 
 struct Printer<'a, W: Write> {
-    prog: &'a str,
+    sink: &'a Sink,
     out: W,
-    field: Option<String>,
+    field: Option<Vec<u8>>,
     separator: u8,
     dir: &'a ModuleDir,
 }
@@ -168,38 +175,44 @@ enum Source {
     },
 }
 
+/// Bytes in a message (display only).
+fn show(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
 impl<W: Write> Printer<'_, W> {
     fn error(&mut self, msg: impl std::fmt::Display) {
         // Keep stdout and stderr in order on a terminal.
         let _ = self.out.flush();
-        log(self.prog, "ERROR", msg);
+        self.sink.error(msg);
     }
 
-    fn by_path(&mut self, arg: &str) -> bool {
-        let name = kmod_rs::module::name_from_path(Path::new(arg));
+    fn by_path(&mut self, arg: &OsStr) -> bool {
+        let name = name_from_path(arg.as_bytes()).unwrap_or_default();
         self.show(&name, Source::File(absolute(Path::new(arg))))
     }
 
-    fn by_name(&mut self, arg: &str) -> bool {
-        match self.dir.lookup_name(arg) {
+    fn by_name(&mut self, arg: &[u8]) -> bool {
+        match resolve::lookup_name(self.dir, arg) {
             Some(found) => self.show_found(found),
             None => {
-                self.error(format_args!("Module name {arg} not found."));
+                self.error(format_args!("Module name {} not found.", show(arg)));
                 false
             }
         }
     }
 
-    fn by_alias(&mut self, arg: &str) -> bool {
-        let found = match self.dir.lookup(arg) {
+    fn by_alias(&mut self, arg: &[u8]) -> bool {
+        // kmod's modinfo reads no modprobe.d configuration.
+        let found = match resolve::lookup(self.dir, &ModprobeConfig::default(), arg, &ALIAS_CHAIN) {
             Ok(found) => found,
             Err(_) => {
-                self.error(format_args!("Module alias {arg} not found."));
+                self.error(format_args!("Module alias {} not found.", show(arg)));
                 return false;
             }
         };
         if found.is_empty() {
-            self.error(format_args!("Module {arg} not found."));
+            self.error(format_args!("Module {} not found.", show(arg)));
             return false;
         }
         let mut ok = true;
@@ -211,7 +224,7 @@ impl<W: Write> Printer<'_, W> {
 
     fn show_found(&mut self, found: Found) -> bool {
         let path = self.dir.dep_entry(&found.name).map(|d| d.path);
-        let builtin = found.builtin || self.dir.is_builtin(&found.name);
+        let builtin = found.builtin() || self.dir.is_builtin(&found.name);
         self.show(&found.name, Source::Lookup { path, builtin })
     }
 
@@ -227,7 +240,7 @@ impl<W: Write> Printer<'_, W> {
     }
 
     /// One module's record, following kmod's modinfo field by field.
-    fn show(&mut self, name: &str, source: Source) -> bool {
+    fn show(&mut self, name: &[u8], source: Source) -> bool {
         let field = self.field.clone();
         let field = field.as_deref();
         let path = match &source {
@@ -235,20 +248,19 @@ impl<W: Write> Printer<'_, W> {
             Source::Lookup { path, .. } => path.clone(),
         };
         // kmod calls a module without a path builtin, whatever the index says.
-        let no_path = path.is_none();
-        if no_path {
+        if path.is_none() {
             match field {
-                None => self.write_padded("name:", name.as_bytes()),
-                Some("name") => self.write_value(name.as_bytes()),
+                None => self.write_padded("name:", name),
+                Some(b"name") => self.write_value(name),
                 Some(_) => {}
             }
         }
-        let filename = path.as_ref().map_or_else(
-            || b"(builtin)".to_vec(),
-            |p| p.as_os_str().as_encoded_bytes().to_vec(),
-        );
+        let filename = path
+            .as_ref()
+            .map_or(&b"(builtin)"[..], |p| p.as_os_str().as_bytes())
+            .to_vec();
         match field {
-            Some("filename") => {
+            Some(b"filename") => {
                 self.write_value(&filename);
                 return true;
             }
@@ -257,17 +269,15 @@ impl<W: Write> Printer<'_, W> {
         }
 
         let builtin = matches!(source, Source::Lookup { builtin: true, .. });
-        let entries = if builtin {
-            match self.dir.builtin_modinfo(name) {
-                Ok(strings) => strings
-                    .into_iter()
-                    .map(|s| split_entry(&s))
-                    .collect::<Vec<_>>(),
+        let fields = if builtin {
+            match builtin_fields(self.dir, name) {
+                Ok(fields) => fields,
                 // An old kernel without modules.builtin.modinfo: name and filename only.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
                 Err(e) => {
                     self.error(format_args!(
-                        "could not get modinfo from '{name}': {}",
+                        "could not get modinfo from '{}': {}",
+                        show(name),
                         ModuleError::Io(self.dir.path().join("modules.builtin.modinfo"), e)
                     ));
                     return false;
@@ -278,22 +288,24 @@ impl<W: Write> Printer<'_, W> {
                 // Neither a file nor builtin: kmod prints the builtin header and stops.
                 return true;
             };
-            match module_entries(&path) {
-                Ok(entries) => entries,
+            match file_fields(&path) {
+                Ok(fields) => fields,
                 Err(e) => {
-                    self.error(format_args!("could not get modinfo from '{name}': {e}"));
+                    self.error(format_args!(
+                        "could not get modinfo from '{}': {e}",
+                        show(name)
+                    ));
                     return false;
                 }
             }
         };
-        self.print_entries(field, &entries);
+        self.print_fields(field, &fields);
         true
     }
 
-    fn print_entries(&mut self, field: Option<&str>, entries: &[Entry]) {
-        if field == Some("parm") {
-            let params = self.collect_params(entries);
-            for p in params {
+    fn print_fields(&mut self, field: Option<&[u8]>, fields: &[Field]) {
+        if field == Some(b"parm") {
+            for p in self.params(fields) {
                 let line = match (&p.description, &p.kind) {
                     (None, kind) => [
                         &p.name[..],
@@ -310,29 +322,27 @@ impl<W: Write> Printer<'_, W> {
             return;
         }
         if let Some(field) = field {
-            for (key, value) in entries {
-                if key == field.as_bytes() {
-                    self.write_value(value);
-                }
+            for f in fields.iter().filter(|f| f.key == field) {
+                self.write_value(&f.value);
             }
             return;
         }
-        let params = self.collect_params(entries);
-        for (key, value) in entries {
-            if key == b"parm" || key == b"parmtype" {
+        let params = self.params(fields);
+        for f in fields {
+            if f.key == b"parm" || f.key == b"parmtype" {
                 continue;
             }
             if self.separator == 0 {
-                let _ = self.out.write_all(key);
+                let _ = self.out.write_all(&f.key);
                 let _ = self.out.write_all(b"=");
-                self.write_value(value);
+                self.write_value(&f.value);
                 continue;
             }
-            let _ = self.out.write_all(key);
+            let _ = self.out.write_all(&f.key);
             let _ = self.out.write_all(b":");
-            let pad = 15usize.saturating_sub(key.len());
+            let pad = 15usize.saturating_sub(f.key.len());
             let _ = self.out.write_all(&b"               "[..pad]);
-            self.write_value(value);
+            self.write_value(&f.value);
         }
         for p in params {
             let value = match (&p.description, &p.kind) {
@@ -344,93 +354,16 @@ impl<W: Write> Printer<'_, W> {
         }
     }
 
-    /// `parm` and `parmtype` entries merged by parameter name, in reverse order of
-    /// first appearance (kmod prepends each new name to its list).
-    fn collect_params(&mut self, entries: &[Entry]) -> Vec<Param> {
-        let mut params: Vec<Param> = Vec::new();
-        for (key, value) in entries {
-            let is_parm = key == b"parm";
-            if !is_parm && key != b"parmtype" {
-                continue;
-            }
-            let Some(colon) = value.iter().position(|&b| b == b':') else {
-                self.error(format_args!(
-                    "Found invalid \"{}={}\": missing ':'",
-                    String::from_utf8_lossy(key),
-                    String::from_utf8_lossy(value)
-                ));
-                continue;
-            };
-            let (pname, text) = (&value[..colon], value[colon + 1..].to_vec());
-            let param = match params.iter_mut().position(|p| p.name == pname) {
-                Some(i) => &mut params[i],
-                None => {
-                    params.push(Param {
-                        name: pname.to_vec(),
-                        description: None,
-                        kind: None,
-                    });
-                    params.last_mut().expect("just pushed")
-                }
-            };
-            if is_parm {
-                param.description = Some(text);
-            } else {
-                param.kind = Some(text);
-            }
+    /// The merged parameters; each `parm` without a `:` is reported, as kmod does.
+    fn params(&mut self, fields: &[Field]) -> Vec<Param> {
+        let (params, invalid) = params(fields);
+        for f in invalid {
+            self.error(format_args!(
+                "Found invalid \"{}={}\": missing ':'",
+                show(&f.key),
+                show(&f.value)
+            ));
         }
-        params.reverse();
         params
     }
-}
-
-/// A modinfo key and value, as raw bytes.
-type Entry = (Vec<u8>, Vec<u8>);
-
-struct Param {
-    name: Vec<u8>,
-    description: Option<Vec<u8>>,
-    kind: Option<Vec<u8>>,
-}
-
-/// Splits a modinfo string at its first `=`; a string without one is key and value.
-fn split_entry(s: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    match s.iter().position(|&b| b == b'=') {
-        Some(eq) => (s[..eq].to_vec(), s[eq + 1..].to_vec()),
-        None => (s.to_vec(), s.to_vec()),
-    }
-}
-
-/// A module file's `.modinfo` entries followed by its signature entries.
-fn module_entries(path: &Path) -> Result<Vec<Entry>, ModuleError> {
-    let file = ModuleFile::open(path)?;
-    let elf = file.elf()?;
-    let modinfo = elf
-        .modinfo()
-        .map_err(|e| ModuleError::Elf(path.to_path_buf(), e))?;
-    // kmod prints only the filename and signature here and exits 0; the kernel refuses
-    // such a module, so it is an error like a missing section (nothing real has one).
-    if modinfo.is_empty() {
-        return Err(ModuleError::Elf(
-            path.to_path_buf(),
-            ElfError::EmptySection(".modinfo"),
-        ));
-    }
-    let mut entries: Vec<Entry> = modinfo
-        .into_iter()
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect();
-    if let Some(sig) = file.signature() {
-        // kmod prints these as C strings: anything after a NUL is lost.
-        let c_str = |b: &[u8]| b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())].to_vec();
-        entries.push((b"sig_id".to_vec(), sig.id_type.name().as_bytes().to_vec()));
-        entries.push((b"signer".to_vec(), c_str(sig.signer)));
-        entries.push((b"sig_key".to_vec(), hex_wrapped(sig.key_id).into_bytes()));
-        entries.push((b"sig_hashalgo".to_vec(), c_str(sig.hash_algo.as_bytes())));
-        entries.push((
-            b"signature".to_vec(),
-            hex_wrapped(sig.signature).into_bytes(),
-        ));
-    }
-    Ok(entries)
 }

@@ -5,9 +5,12 @@ use std::io::Write;
 
 use clap::Command;
 
-use kmod_rs::kernel::{self, LiveKernel};
+use crate::kernel::{self, LiveKernel};
 
-use super::{short_name, start, strerror, tool_logger, with_common_flags, Logger};
+use crate::compat::io_strerror;
+use crate::diag::Sink;
+
+use super::{short_name, start, tool_sink, with_common_flags};
 
 const USAGE: &[&str] = &["[options]"];
 
@@ -21,7 +24,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let log = tool_logger(prog, &m);
+    let log = tool_sink(prog, &m);
     if m.contains_id("args") {
         log.error("too many arguments provided.");
         return 1;
@@ -30,17 +33,17 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
 }
 
 /// Prints the table; shared with `kmod list`.
-pub fn list(kernel: &dyn kernel::Kernel, log: &Logger) -> i32 {
+pub fn list(kernel: &dyn kernel::Kernel, log: &Sink) -> i32 {
     let modules = match kernel::loaded_modules(kernel) {
         Ok(m) => m,
         Err(e) => {
             log.error(format_args!(
                 "could not open /proc/modules: {}",
-                strerror(&e)
+                io_strerror(&e)
             ));
             log.error(format_args!(
                 "could not get list of modules: {}",
-                strerror(&e)
+                io_strerror(&e)
             ));
             return 1;
         }
@@ -48,9 +51,13 @@ pub fn list(kernel: &dyn kernel::Kernel, log: &Logger) -> i32 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = writeln!(out, "Module                  Size  Used by");
     for m in modules {
-        let _ = write!(out, "{:<19} {:>8}  {}", m.name, m.size, m.use_count);
+        // printf's "%-19s": names are bytes, padded by byte count.
+        let _ = out.write_all(&m.name);
+        let pad = 19usize.saturating_sub(m.name.len());
+        let _ = write!(out, "{:pad$} {:>8}  {}", "", m.size, m.use_count);
         if !m.holders.is_empty() {
-            let _ = write!(out, " {}", m.holders.join(","));
+            let _ = out.write_all(b" ");
+            let _ = out.write_all(&m.holders.join(&b','));
         }
         let _ = writeln!(out);
     }

@@ -2,10 +2,11 @@
 //! `getopt_long` where callers can tell) and printing. Logic lives in the library.
 
 use std::ffi::OsString;
-use std::io::Write;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::diag::{Priority, Sink};
 
 pub mod depmod;
 pub mod insmod;
@@ -28,6 +29,13 @@ pub fn print_version() {
 /// lines scripts parse keep kmod's layout.
 fn print_kmod_version() {
     println!("{VERSION_TEXT}kmod-rs {}", env!("CARGO_PKG_VERSION"));
+}
+
+/// The program name messages use: argv[0] as given (lossy only for display).
+pub fn argv0(args: &[OsString]) -> String {
+    args.first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The tools reachable through argv[0] or `kmod <tool>`.
@@ -258,10 +266,10 @@ pub fn positional_args() -> Arg {
         .value_parser(clap::value_parser!(OsString))
 }
 
-/// The positional words as strings.
-pub fn words(m: &ArgMatches) -> Vec<String> {
+/// The positional words.
+pub fn words(m: &ArgMatches) -> Vec<OsString> {
     m.get_many::<OsString>("args")
-        .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+        .map(|v| v.cloned().collect())
         .unwrap_or_default()
 }
 
@@ -281,11 +289,11 @@ pub fn start(
     }
 }
 
-/// The logger of a tool with `-s` and `-v`, at ERROR plus one level per `-v`.
-pub fn tool_logger(prog: &str, m: &ArgMatches) -> Logger {
-    Logger::new(
+/// The sink of a tool with `-s` and `-v`: ERROR plus one level per `-v`.
+pub fn tool_sink(prog: &str, m: &ArgMatches) -> Sink {
+    Sink::new(
         prog,
-        LOG_ERR + i32::from(m.get_count("verbose")),
+        Priority::Error as i32 + i32::from(m.get_count("verbose")),
         m.get_flag("syslog"),
     )
 }
@@ -312,6 +320,7 @@ pub fn value(
         .long(long)
         .value_name(name)
         .help(help)
+        .value_parser(clap::value_parser!(OsString))
         .allow_hyphen_values(true)
         .action(ArgAction::Append)
 }
@@ -369,160 +378,6 @@ pub fn help_or_version(
         }
         _ => None,
     }
-}
-
-/// syslog priorities, which kmod's log thresholds are counted in.
-pub const LOG_CRIT: i32 = 2;
-pub const LOG_ERR: i32 = 3;
-pub const LOG_WARNING: i32 = 4;
-pub const LOG_NOTICE: i32 = 5;
-pub const LOG_INFO: i32 = 6;
-pub const LOG_DEBUG: i32 = 7;
-
-/// kmod's tool logger: `prog: PRIO: message` on stderr, or to syslog with `-s`,
-/// shown when the priority is within the threshold (`-v` raises it).
-pub struct Logger {
-    prog: String,
-    threshold: i32,
-    syslog: Option<std::os::unix::net::UnixDatagram>,
-}
-
-impl Logger {
-    pub fn new(prog: &str, threshold: i32, use_syslog: bool) -> Logger {
-        let syslog = use_syslog
-            .then(|| {
-                let sock = std::os::unix::net::UnixDatagram::unbound().ok()?;
-                sock.connect("/dev/log").ok()?;
-                Some(sock)
-            })
-            .flatten();
-        Logger {
-            prog: prog.to_string(),
-            threshold,
-            syslog,
-        }
-    }
-
-    pub fn enabled(&self, prio: i32) -> bool {
-        prio <= self.threshold
-    }
-
-    pub fn log(&self, prio: i32, msg: impl std::fmt::Display) {
-        if !self.enabled(prio) {
-            return;
-        }
-        let name = match prio {
-            LOG_CRIT => "FATAL",
-            LOG_ERR => "ERROR",
-            LOG_WARNING => "WARNING",
-            LOG_NOTICE => "NOTICE",
-            LOG_INFO => "INFO",
-            LOG_DEBUG => "DEBUG",
-            _ => "LOG",
-        };
-        match &self.syslog {
-            Some(sock) => {
-                const LOG_DAEMON: i32 = 3 << 3;
-                let line = format!("<{}>{}: {name}: {msg}", LOG_DAEMON | prio, self.prog);
-                let _ = sock.send(line.as_bytes());
-            }
-            None => {
-                let _ = std::io::stdout().flush();
-                let _ = writeln!(std::io::stderr(), "{}: {name}: {msg}", self.prog);
-            }
-        }
-    }
-
-    pub fn error(&self, msg: impl std::fmt::Display) {
-        self.log(LOG_ERR, msg);
-    }
-}
-
-/// Messages libkmod prints while reading configuration, before a tool's own logger
-/// is installed: `libkmod: ERROR: <function>: <message>`, shown at ERROR unless
-/// `KMOD_LOG` says otherwise.
-pub fn report_library_diagnostics(diagnostics: &[kmod_rs::config::Diagnostic]) {
-    if diagnostics.is_empty() || kmod_log_threshold() < LOG_ERR {
-        return;
-    }
-    let mut err = std::io::stderr().lock();
-    for d in diagnostics {
-        let _ = writeln!(err, "libkmod: ERROR: {}: {}", d.function, d.message);
-    }
-}
-
-/// libkmod's default log threshold: ERROR, or `KMOD_LOG` (a number, or a word
-/// starting with "err", "info" or "debug").
-fn kmod_log_threshold() -> i32 {
-    match std::env::var("KMOD_LOG") {
-        Ok(v) => {
-            if let Ok(n) = v.trim().parse::<i32>() {
-                n
-            } else if v.starts_with("err") {
-                LOG_ERR
-            } else if v.starts_with("info") {
-                LOG_INFO
-            } else if v.starts_with("debug") {
-                LOG_DEBUG
-            } else {
-                LOG_ERR
-            }
-        }
-        Err(_) => LOG_ERR,
-    }
-}
-
-/// Sends the library's `tracing` debug events to stderr in kmod's log format
-/// (`prog: DEBUG: message`) when the threshold reaches DEBUG (`-v` enough times, or
-/// `KMOD_LOG=debug`); otherwise no subscriber is installed and they cost nothing.
-pub fn init_debug_log(prog: &str, threshold: i32) {
-    use tracing_subscriber::layer::SubscriberExt;
-    if threshold.max(kmod_log_threshold()) < LOG_DEBUG {
-        return;
-    }
-    let subscriber = tracing_subscriber::registry().with(KmodLayer {
-        prog: prog.to_string(),
-    });
-    let _ = tracing::subscriber::set_global_default(subscriber);
-}
-
-struct KmodLayer {
-    prog: String,
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for KmodLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut message = Message(String::new());
-        event.record(&mut message);
-        let prio = match *event.metadata().level() {
-            tracing::Level::ERROR => "ERROR",
-            tracing::Level::WARN => "WARNING",
-            tracing::Level::INFO => "INFO",
-            _ => "DEBUG",
-        };
-        let _ = writeln!(std::io::stderr(), "{}: {prio}: {}", self.prog, message.0);
-    }
-}
-
-/// An I/O error as C's strerror words it (no "(os error N)" suffix).
-pub fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
-    }
-}
-
-/// kmod's tool log line: `prog: PRIO: message` on stderr.
-pub fn log(prog: &str, prio: &str, msg: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr(), "{prog}: {prio}: {msg}");
 }
 
 /// The basename kmod uses in messages.

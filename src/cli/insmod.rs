@@ -1,15 +1,20 @@
 //! `insmod`: insert one module file into the kernel, no dependencies, no config.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use clap::Command;
 use nix::errno::Errno;
 
-use kmod_rs::kernel::{self, InsertError, InsertFlags, LiveKernel};
-use kmod_rs::module::options_from_words;
+use crate::kernel::{self, InsertError, InsertFlags, LiveKernel};
+use crate::module::options_from_words;
 
-use super::{flag, short_name, start, strerror, tool_logger, with_common_flags, words, LOG_INFO};
+use crate::compat::{io_strerror, strerror};
+use crate::diag::Priority;
+use crate::msg;
+
+use super::{flag, short_name, start, tool_sink, with_common_flags, words};
 
 const USAGE: &[&str] = &["[options] filename [module options]"];
 
@@ -33,7 +38,7 @@ fn insert_strerror(errno: Errno) -> String {
         Errno::ENOENT => "Unknown symbol in module".into(),
         Errno::ESRCH => "Module has wrong symbol version".into(),
         Errno::EINVAL => "Invalid parameters".into(),
-        e => e.desc().into(),
+        e => strerror(e).into_owned(),
     }
 }
 
@@ -43,7 +48,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let log = tool_logger(prog, &m);
+    let log = tool_sink(prog, &m);
     let words = words(&m);
     let Some((filename, params)) = words.split_first() else {
         log.error("missing filename.");
@@ -55,28 +60,25 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     }
     let path = Path::new(filename);
     if let Err(e) = std::fs::metadata(path) {
-        log.error(format_args!(
-            "could not load module {filename}: {}",
-            strerror(&e)
-        ));
+        log.log_bytes(
+            Priority::Error,
+            &msg!["could not load module ", filename, ": ", io_strerror(&e)],
+        );
         return 1;
     }
+    let params: Vec<&[u8]> = params.iter().map(|p| p.as_bytes()).collect();
     let flags = InsertFlags {
         force_vermagic: m.get_flag("force"),
         force_modversion: m.get_flag("force"),
     };
     let live = LiveKernel::default();
-    match kernel::insert_module(&live, path, &options_from_words(params), flags) {
+    match kernel::insert_module(&live, path, &options_from_words(&params), flags) {
         Ok(()) => 0,
         Err(e) => {
-            let abs = kmod_rs::resolve::absolute(path);
-            log.log(
-                LOG_INFO,
-                format_args!(
-                    "Failed to insert module '{}': {}",
-                    abs.display(),
-                    e.errno().desc()
-                ),
+            let abs = crate::resolve::absolute(path);
+            log.log_bytes(
+                Priority::Info,
+                &msg!["Failed to insert module '", abs, "': ", strerror(e.errno())],
             );
             let reason = match &e {
                 InsertError::Kernel(errno) => insert_strerror(*errno),
@@ -84,7 +86,10 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
                 InsertError::Open(e) => e.cause(),
                 other => other.to_string(),
             };
-            log.error(format_args!("could not insert module {filename}: {reason}"));
+            log.log_bytes(
+                Priority::Error,
+                &msg!["could not insert module ", filename, ": ", reason],
+            );
             1
         }
     }

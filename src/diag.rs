@@ -106,10 +106,11 @@ impl Sink {
 
     /// A message of raw bytes: paths, module names and parameters are not always
     /// UTF-8, and kmod prints them as they are.
-    pub fn log_bytes(&self, prio: Priority, msg: &[u8]) {
+    pub fn log_bytes(&self, prio: Priority, msg: impl AsRef<[u8]>) {
         if !self.enabled(prio) {
             return;
         }
+        let msg = msg.as_ref();
         let label = prio.label();
         match &self.syslog {
             Some(sock) => {
@@ -141,7 +142,12 @@ impl Sink {
     /// kmod's `log_printf`: logs, and when the message is FATAL and shown, the run
     /// must stop (`Err(Fatal)`); a FATAL hidden by `-q` does not stop it.
     pub fn fail(&self, prio: Priority, msg: impl Display) -> Result<(), Fatal> {
-        self.log(prio, msg);
+        self.fail_bytes(prio, msg.to_string())
+    }
+
+    /// [`Sink::fail`] with a message of raw bytes.
+    pub fn fail_bytes(&self, prio: Priority, msg: impl AsRef<[u8]>) -> Result<(), Fatal> {
+        self.log_bytes(prio, msg);
         if prio <= Priority::Fatal && self.enabled(prio) {
             Err(Fatal)
         } else {

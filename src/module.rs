@@ -4,6 +4,7 @@ use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::compat::io_strerror;
 use crate::compression::{self, Compression, DecompressError};
 use crate::elf::{ElfError, ModuleElf};
 use crate::signature::{self, SignatureInfo};
@@ -13,7 +14,7 @@ pub const MODULE_SUFFIXES: [&str; 4] = [".ko", ".ko.gz", ".ko.xz", ".ko.zst"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
-    #[error("{}: {}", .0.display(), .1)]
+    #[error("{}: {}", .0.display(), io_strerror(.1))]
     Io(PathBuf, std::io::Error),
     #[error("{}: file too short to be a module ({} bytes)", .0.display(), .1)]
     TooShort(PathBuf, usize),
@@ -27,14 +28,26 @@ impl ModuleError {
     /// The cause alone, for messages that already name the file.
     pub fn cause(&self) -> String {
         match self {
-            ModuleError::Io(_, e) => match e.raw_os_error() {
-                Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-                None => e.to_string(),
-            },
+            ModuleError::Io(_, e) => io_strerror(e).into_owned(),
             ModuleError::TooShort(_, n) => format!("file too short to be a module ({n} bytes)"),
             ModuleError::Decompress(_, e) => e.to_string(),
             ModuleError::Elf(_, e) => e.to_string(),
         }
+    }
+
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ModuleError::Io(p, _)
+            | ModuleError::TooShort(p, _)
+            | ModuleError::Decompress(p, _)
+            | ModuleError::Elf(p, _) => p,
+        }
+    }
+
+    /// `PATH: cause` with the path's bytes as they are (Display shows it lossily).
+    pub fn message(&self) -> Vec<u8> {
+        crate::msg![self.path(), ": ", self.cause()]
     }
 
     /// The errno kmod would report, for callers that must keep kmod's exit paths.

@@ -20,6 +20,7 @@ use crate::compat::{io_strerror, strerror};
 use crate::config::ModprobeConfig;
 use crate::diag::{Fatal, Priority, Sink};
 use crate::kernel::{self, InitState, InsertFlags, Kernel, StateError};
+use crate::msg;
 use crate::resolve::{self, ModuleDir, Step, ALIAS_CHAIN};
 
 pub type ModId = usize;
@@ -189,14 +190,18 @@ impl<'a> Context<'a> {
             None => m.path = Some(abs),
             Some(p) if *p == abs => {}
             Some(p) => {
-                let mut msg = b"kmod_module '".to_vec();
-                msg.extend_from_slice(&name);
-                msg.extend_from_slice(b"' already exists with different path: new-path='");
-                msg.extend_from_slice(abs.as_os_str().as_bytes());
-                msg.extend_from_slice(b"' old-path='");
-                msg.extend_from_slice(p.as_os_str().as_bytes());
-                msg.push(b'\'');
-                self.sink.log_bytes(Priority::Error, &msg);
+                self.sink.log_bytes(
+                    Priority::Error,
+                    msg![
+                        "kmod_module '",
+                        name,
+                        "' already exists with different path: new-path='",
+                        abs,
+                        "' old-path='",
+                        p,
+                        "'"
+                    ],
+                );
                 return Err(Errno::EEXIST);
             }
         }
@@ -364,12 +369,14 @@ impl<'a> Context<'a> {
         for name in names {
             match self.lookup(name) {
                 Ok(found) => out.extend(found),
-                Err(_) => {
-                    let mut msg = b"failed to lookup dependency '".to_vec();
-                    msg.extend_from_slice(name);
-                    msg.extend_from_slice(b"', continuing anyway.");
-                    self.sink.log_bytes(Priority::Error, &msg);
-                }
+                Err(_) => self.sink.log_bytes(
+                    Priority::Error,
+                    msg![
+                        "failed to lookup dependency '",
+                        name,
+                        "', continuing anyway."
+                    ],
+                ),
             }
         }
         out
@@ -529,10 +536,14 @@ impl<'a> Context<'a> {
         flags: ProbeFlags,
     ) -> Result<(), Errno> {
         let Some(path) = path else {
-            let mut msg = b"could not find module by name='".to_vec();
-            msg.extend_from_slice(&self.modules[id].name);
-            msg.push(b'\'');
-            self.sink.log_bytes(Priority::Error, &msg);
+            self.sink.log_bytes(
+                Priority::Error,
+                msg![
+                    "could not find module by name='",
+                    self.modules[id].name,
+                    "'"
+                ],
+            );
             return Err(Errno::ENOENT);
         };
         let insert_flags = InsertFlags {
@@ -540,13 +551,14 @@ impl<'a> Context<'a> {
             force_modversion: flags.force_modversion,
         };
         kernel::insert_module(self.kernel, path, options, insert_flags).map_err(|e| {
-            self.sink.log(
+            self.sink.log_bytes(
                 Priority::Info,
-                format_args!(
-                    "Failed to insert module '{}': {}",
-                    path.display(),
+                msg![
+                    "Failed to insert module '",
+                    path,
+                    "': ",
                     strerror(e.errno())
-                ),
+                ],
             );
             if let kernel::InsertError::UnknownKernelCompression(_) = e {
                 self.sink.error(&e);
@@ -559,24 +571,26 @@ impl<'a> Context<'a> {
     /// is logged with the command and its exit code.
     fn run_install_command(&mut self, id: ModId, cmd: &[u8]) -> Result<(), Errno> {
         let name = self.modules[id].name.clone();
-        let shown = String::from_utf8_lossy(cmd);
-        let name_shown = String::from_utf8_lossy(&name);
-        match self.run_shell(cmd, &name) {
-            Err(e) => {
-                self.sink.error(format_args!(
-                    "Could not run install command '{shown}' for module {name_shown}: {}",
-                    io_strerror(&e)
-                ));
-                Err(Errno::EINVAL)
-            }
-            Ok(0) => Ok(()),
-            Ok(code) => {
-                self.sink.error(format_args!(
-                    "Error running install command '{shown}' for module {name_shown}: retcode {code}"
-                ));
-                Err(Errno::EINVAL)
-            }
-        }
+        let problem = match self.run_shell(cmd, &name) {
+            Ok(0) => return Ok(()),
+            Err(e) => msg![
+                "Could not run install command '",
+                cmd,
+                "' for module ",
+                name,
+                ": ",
+                io_strerror(&e)
+            ],
+            Ok(code) => msg![
+                "Error running install command '",
+                cmd,
+                "' for module ",
+                name,
+                format!(": retcode {code}")
+            ],
+        };
+        self.sink.log_bytes(Priority::Error, problem);
+        Err(Errno::EINVAL)
     }
 
     /// C's `system(cmd)` with `MODPROBE_MODULE=name`: the exit code as `WEXITSTATUS`
@@ -612,7 +626,6 @@ impl<'a> Context<'a> {
         actions: &mut dyn Actions,
     ) -> Result<(), RemoveError> {
         let name = self.modules[id].name.clone();
-        let shown = String::from_utf8_lossy(&name).into_owned();
         let (pre, post, cmd) = if flags.ignore_commands {
             (Vec::new(), Vec::new(), None)
         } else {
@@ -622,19 +635,17 @@ impl<'a> Context<'a> {
         if cmd.is_none() && !flags.ignore_loaded {
             match self.state(id) {
                 Err(_) if flags.first_time => {
-                    self.sink.fail(
+                    self.sink.fail_bytes(
                         flags.fail_priority,
-                        format_args!("Module {shown} is not in kernel."),
+                        msg!["Module ", name, " is not in kernel."],
                     )?;
                     return Err(RemoveError::Failed(Errno::ENOENT));
                 }
                 Err(_) => return Ok(()),
                 Ok(State::Builtin) if ignore_builtin => return Ok(()),
                 Ok(State::Builtin) => {
-                    self.sink.fail(
-                        flags.fail_priority,
-                        format_args!("Module {shown} is builtin."),
-                    )?;
+                    self.sink
+                        .fail_bytes(flags.fail_priority, msg!["Module ", name, " is builtin."])?;
                     return Err(RemoveError::Failed(Errno::ENOENT));
                 }
                 Ok(_) => {}
@@ -658,10 +669,8 @@ impl<'a> Context<'a> {
         }
         let in_use = || kernel::refcnt(self.kernel, &name).is_ok_and(|n| n > 0);
         if cmd.is_none() && !flags.ignore_loaded && flags.wait.is_zero() && in_use() {
-            self.sink.fail(
-                flags.fail_priority,
-                format_args!("Module {shown} is in use."),
-            )?;
+            self.sink
+                .fail_bytes(flags.fail_priority, msg!["Module ", name, " is in use."])?;
             return Err(RemoveError::Failed(Errno::EBUSY));
         }
         match &cmd {
@@ -672,9 +681,9 @@ impl<'a> Context<'a> {
                     actions.print_flushed(&[&b"remove "[..], &cmd].concat());
                 }
                 if !flags.dry_run && !matches!(self.run_shell(&cmd, &name), Ok(0)) {
-                    self.sink.fail(
+                    self.sink.fail_bytes(
                         flags.fail_priority,
-                        format_args!("Error running remove command for {shown}"),
+                        msg!["Error running remove command for ", name],
                     )?;
                     return Err(RemoveError::Failed(Errno::EINVAL));
                 }
@@ -719,11 +728,10 @@ impl<'a> Context<'a> {
                     interval *= 2;
                 }
                 Err(e) => {
-                    self.sink.error(format_args!(
-                        "could not remove '{}': {}",
-                        String::from_utf8_lossy(name),
-                        strerror(e)
-                    ));
+                    self.sink.log_bytes(
+                        Priority::Error,
+                        msg!["could not remove '", name, "': ", strerror(e)],
+                    );
                     return Err(RemoveError::Failed(e));
                 }
             }

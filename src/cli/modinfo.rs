@@ -11,6 +11,7 @@ use crate::config::ModprobeConfig;
 use crate::diag::{Priority, Sink};
 use crate::modinfo::{builtin_fields, file_fields, params, Field, Param};
 use crate::module::{has_module_suffix, name_from_path, ModuleError};
+use crate::msg;
 use crate::resolve::{self, absolute, Found, ModuleDir, ALIAS_CHAIN};
 
 use super::{flag, help_or_version, parse, short_name, value};
@@ -175,16 +176,11 @@ enum Source {
     },
 }
 
-/// Bytes in a message (display only).
-fn show(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
-}
-
 impl<W: Write> Printer<'_, W> {
-    fn error(&mut self, msg: impl std::fmt::Display) {
+    fn error(&mut self, msg: Vec<u8>) {
         // Keep stdout and stderr in order on a terminal.
         let _ = self.out.flush();
-        self.sink.error(msg);
+        self.sink.log_bytes(Priority::Error, msg);
     }
 
     fn by_path(&mut self, arg: &OsStr) -> bool {
@@ -196,7 +192,7 @@ impl<W: Write> Printer<'_, W> {
         match resolve::lookup_name(self.dir, arg) {
             Some(found) => self.show_found(found),
             None => {
-                self.error(format_args!("Module name {} not found.", show(arg)));
+                self.error(msg!["Module name ", arg, " not found."]);
                 false
             }
         }
@@ -207,12 +203,12 @@ impl<W: Write> Printer<'_, W> {
         let found = match resolve::lookup(self.dir, &ModprobeConfig::default(), arg, &ALIAS_CHAIN) {
             Ok(found) => found,
             Err(_) => {
-                self.error(format_args!("Module alias {} not found.", show(arg)));
+                self.error(msg!["Module alias ", arg, " not found."]);
                 return false;
             }
         };
         if found.is_empty() {
-            self.error(format_args!("Module {} not found.", show(arg)));
+            self.error(msg!["Module ", arg, " not found."]);
             return false;
         }
         let mut ok = true;
@@ -275,11 +271,13 @@ impl<W: Write> Printer<'_, W> {
                 // An old kernel without modules.builtin.modinfo: name and filename only.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
                 Err(e) => {
-                    self.error(format_args!(
-                        "could not get modinfo from '{}': {}",
-                        show(name),
-                        ModuleError::Io(self.dir.path().join("modules.builtin.modinfo"), e)
-                    ));
+                    let e = ModuleError::Io(self.dir.path().join("modules.builtin.modinfo"), e);
+                    self.error(msg![
+                        "could not get modinfo from '",
+                        name,
+                        "': ",
+                        e.message()
+                    ]);
                     return false;
                 }
             }
@@ -291,10 +289,12 @@ impl<W: Write> Printer<'_, W> {
             match file_fields(&path) {
                 Ok(fields) => fields,
                 Err(e) => {
-                    self.error(format_args!(
-                        "could not get modinfo from '{}': {e}",
-                        show(name)
-                    ));
+                    self.error(msg![
+                        "could not get modinfo from '",
+                        name,
+                        "': ",
+                        e.message()
+                    ]);
                     return false;
                 }
             }
@@ -358,11 +358,13 @@ impl<W: Write> Printer<'_, W> {
     fn params(&mut self, fields: &[Field]) -> Vec<Param> {
         let (params, invalid) = params(fields);
         for f in invalid {
-            self.error(format_args!(
-                "Found invalid \"{}={}\": missing ':'",
-                show(&f.key),
-                show(&f.value)
-            ));
+            self.error(msg![
+                "Found invalid \"",
+                f.key,
+                "=",
+                f.value,
+                "\": missing ':'"
+            ]);
         }
         params
     }

@@ -14,6 +14,7 @@ use crate::config::ModprobeConfig;
 use crate::diag::{Fatal, Priority, Sink};
 use crate::kernel::LiveKernel;
 use crate::module::{options_from_words, ModuleFile};
+use crate::msg;
 use crate::probe::{Actions, Context, ModId, ProbeFlags, RemoveError, RemoveFlags};
 use crate::resolve::{IndexKind, ModuleDir};
 
@@ -507,11 +508,6 @@ fn stderr_unusable() -> bool {
     nix::sys::stat::fstat(std::io::stderr()).is_err()
 }
 
-/// Bytes in a message (display only).
-fn show(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
-}
-
 /// modprobe NAME|PATH: Ok(false) after a failure, Err when a FATAL message stops
 /// modprobe.
 fn insert(
@@ -526,13 +522,9 @@ fn insert(
         match ctx.module_at_path(Path::new(OsStr::from_bytes(arg))) {
             Ok(id) => vec![id],
             Err(e) => {
-                sink.fail(
+                sink.fail_bytes(
                     opts.fail_priority,
-                    format_args!(
-                        "Failed to get module from path {}: {}",
-                        show(arg),
-                        strerror(e)
-                    ),
+                    msg!["Failed to get module from path ", arg, ": ", strerror(e)],
                 )?;
                 return Ok(false);
             }
@@ -545,13 +537,9 @@ fn insert(
                 if let Some(problem) = ctx.dir.index_problem(IndexKind::Dep) {
                     sink.log(Priority::Warning, format_args!("{problem} (run depmod)"));
                 }
-                sink.fail(
+                sink.fail_bytes(
                     opts.fail_priority,
-                    format_args!(
-                        "Module {} not found in directory {}",
-                        show(arg),
-                        ctx.dir.path().display()
-                    ),
+                    msg!["Module ", arg, " not found in directory ", ctx.dir.path()],
                 )?;
                 return Ok(false);
             }
@@ -586,10 +574,10 @@ fn insert_one(
                 }
                 e => strerror(e),
             };
-            sink.error(format_args!(
-                "could not insert '{}': {reason}",
-                show(ctx.name(id))
-            ));
+            sink.log_bytes(
+                Priority::Error,
+                msg!["could not insert '", ctx.name(id), "': ", reason],
+            );
             false
         }
     }
@@ -608,10 +596,7 @@ fn remove(
         return Ok(false);
     };
     if ids.is_empty() {
-        sink.fail(
-            opts.fail_priority,
-            format_args!("Module {} not found.", show(arg)),
-        )?;
+        sink.fail_bytes(opts.fail_priority, msg!["Module ", arg, " not found."])?;
         return Ok(false);
     }
     for id in ids {
@@ -634,10 +619,7 @@ fn show_versions(
 ) -> Result<bool, Fatal> {
     let path = Path::new(OsStr::from_bytes(path));
     if ctx.module_at_path(path).is_err() {
-        sink.fail(
-            opts.fail_priority,
-            format_args!("Module {} not found.", path.display()),
-        )?;
+        sink.fail_bytes(opts.fail_priority, msg!["Module ", path, " not found."])?;
         return Ok(false);
     }
     let what = if exports { "symbols" } else { "modversions" };
@@ -660,13 +642,16 @@ fn show_versions(
     let entries = match entries {
         Ok(entries) => entries,
         Err(e) => {
-            sink.fail(
+            sink.fail_bytes(
                 opts.fail_priority,
-                format_args!(
-                    "could not get {what} of {}: {}",
-                    path.display(),
+                msg![
+                    "could not get ",
+                    what,
+                    " of ",
+                    path,
+                    ": ",
                     strerror(e.errno())
-                ),
+                ],
             )?;
             return Ok(false);
         }

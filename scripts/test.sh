@@ -1,11 +1,35 @@
 #!/bin/bash
-# The whole test suite: formatting, lints, unit and integration tests (including the
-# differential tests against reference kmod 34.2 on real Debian module trees), then
-# the end-to-end test that boots Debian's kernel in QEMU with our static binary.
+# The whole test suite, on a fresh Debian machine: installs what the tests drive, then
+# runs formatting and lints, the hermetic tests (what plain `cargo test` runs), the
+# differential group against reference kmod 34.2 on real Debian module trees
+# (fetched into the cache the first time, ~250 MB), the host-tools group (manual
+# pages, shell completions, make install), and the end-to-end test that boots
+# Debian's kernel in QEMU with our static binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+# Host programs the tests run. A missing one is installed, never skipped.
+declare -A package=(
+  [man]=man-db [groff]=groff-base [zsh]=zsh [fish]=fish [make]=make
+  [strace]=strace [prlimit]=util-linux [dpkg-deb]=dpkg
+)
+need=()
+for cmd in "${!package[@]}"; do
+  command -v "$cmd" >/dev/null || need+=("${package[$cmd]}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || { echo "test.sh: needs apt-get to install: ${need[*]}" >&2; exit 1; }
+  echo "test.sh: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
+fi
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+command -v cargo-clippy >/dev/null || { echo "test.sh: clippy is not installed" >&2; exit 1; }
+
 export KMOD_REFERENCE=${KMOD_REFERENCE:-$(scripts/fetch-reference.sh | tail -1)}
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked --release
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo test --workspace --locked --release --all-features
 scripts/vm-test.sh

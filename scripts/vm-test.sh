@@ -222,7 +222,10 @@ INITRD_MB=$(( ($(stat -c %s "$INITRD") + 1048575) / 1048576 ))
 # only channel, and the guest's /init prints "VM-EXIT <status>" before
 # powering off.
 LOG=$WORK/console.log
-APPEND="console=ttyS0 panic=-1 quiet rdinit=/init $EXTRA_APPEND"
+# Module options on the command line for tests/vm/cmdline.sh, with bytes that are
+# not UTF-8 and grub's quoting of a value with a space.
+CMDLINE_OPTIONS=$'udf.kmodrs_bytes=caf\xe9\xff "udf.kmodrs_quoted=a b" modprobe.blacklist=kmodrs_\xfe,isofs'
+APPEND="console=ttyS0 panic=-1 quiet rdinit=/init $CMDLINE_OPTIONS $EXTRA_APPEND"
 say "kernel $KVER, initramfs ${INITRD_MB} MiB, mem $MEM, ${SMP} CPU(s) ($CPU), TCG, timeout ${TIMEOUT}s"
 say "guest tests: $(tr '\n' ' ' < "$STAGE/vm/tests/LIST")"
 t0=$(date +%s)

@@ -3,6 +3,9 @@
 //! Each module is named for what it is; the command-line tools in `src/tools/`
 //! only parse arguments and print.
 
+pub mod compat {
+    pub mod ere;
+}
 pub mod compression;
 pub mod config;
 pub mod depmod;

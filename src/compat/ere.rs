@@ -27,18 +27,30 @@
 //! * `[` and `[^` at the end of the pattern are "invalid pattern", while `[a` and `[]` are
 //!   "unmatched bracket"; a `-` that is neither first, last nor a range end is a bad range
 //!   (`[a-z-9]`); bracket names longer than 31 bytes are an unmatched bracket;
-//! * a back reference is valid only to a group that is already closed and, since glibc
-//!   2.28, not in an earlier alternative of the same group (`(a)|\1` is an error).
+//! * a back reference is valid only to a group that is already closed, and not in an
+//!   earlier alternative of the same group (`(a)|\1` and `(a|\1)` are errors).
+//!
+//! Matching is the regular language's, except for one glibc quirk around newlines, kept
+//! because it is what glibc answers (kernel versions hold no newline anyway). Without
+//! REG_NEWLINE, glibc's automaton still treats a newline it consumes as a line break:
+//! * `$` holds before a newline that the pattern goes on to consume (`a$.b` matches
+//!   "a\nb", `$\s` matches "a\nb"), though a match never ends there (`a$` doesn't match
+//!   "a\nb");
+//! * `^` holds after a newline that the same match attempt consumed (`\n^b` matches
+//!   "a\nb"), though an attempt starting after a newline doesn't get it (`^b` doesn't).
 //!
 //! # What is not supported
 //!
 //! * Back references (`\1` … `\9`) compile to [`EreError::BackReference`] when glibc
 //!   would accept them: matching them takes backtracking, which this linear-time matcher
 //!   refuses to do. depmod treats the error as "no match".
-//! * A pattern whose automaton would need more than [`MAX_PROGRAM`] instructions (nested
-//!   counted repetitions like `(a{1000}){1000}`) is [`EreError::TooBig`], where glibc
-//!   would grind through it. Every single counted repetition of a one-byte item that glibc
-//!   accepts (up to `x{0,32767}`) fits.
+//! * A pattern whose automaton would need more than [`MAX_PROGRAM`] (65,536) instructions,
+//!   as nested counted repetitions like `(a{1000}){1000}` would, is [`EreError::TooBig`];
+//!   glibc expands those too, slowly. Every single counted repetition of a one-byte item
+//!   that glibc accepts (up to `x{0,32767}`) fits. So is a pattern with more than 131,072
+//!   syntax nodes or 65,536 nested groups (glibc's recursive parser overflows an 8 MiB
+//!   stack at about 30,000). These limits are checked while parsing, so such a pattern
+//!   reports TooBig even when glibc would find a syntax error further on.
 //!
 //! # How it works, and how it is tested
 //!
@@ -105,8 +117,8 @@ pub enum EreError {
     /// A valid back reference: not supported here (see the module doc).
     #[error("back references are not supported")]
     BackReference,
-    /// The automaton would exceed [`MAX_PROGRAM`] instructions.
-    #[error("pattern needs more than {MAX_PROGRAM} automaton instructions")]
+    /// The pattern is past this implementation's size bounds (see the module doc).
+    #[error("pattern too large (more than {MAX_PROGRAM} automaton instructions)")]
     TooBig,
 }
 
@@ -171,20 +183,24 @@ impl Regex {
             text,
             stack: Vec::new(),
         };
-        let mut current = SparseSet::new(self.prog.len());
-        let mut next = SparseSet::new(self.prog.len());
+        let mut current = Threads::new(self.prog.len());
+        let mut next = Threads::new(self.prog.len());
         for pos in 0..=text.len() {
-            // A new attempt starts at every position: the search is unanchored.
-            if vm.add(&mut current, self.start, pos) {
+            // A new attempt starts at every position: the search is unanchored. It is added
+            // after the threads of earlier attempts, whose `^` holds wherever its does.
+            if vm.add(&mut current, self.start, pos, true) {
                 return true;
             }
             let Some(&byte) = text.get(pos) else {
                 break;
             };
             next.clear();
-            for &pc in current.iter() {
+            for &(pc, newline) in current.iter() {
                 if let Inst::Byte { set, next: to } = self.prog[pc as usize] {
-                    if self.sets[set as usize].contains(byte) && vm.add(&mut next, to, pos + 1) {
+                    if (!newline || byte == b'\n')
+                        && self.sets[set as usize].contains(byte)
+                        && vm.add(&mut next, to, pos + 1, false)
+                    {
                         return true;
                     }
                 }
@@ -287,10 +303,14 @@ fn is_word(b: u8) -> bool {
 /// Zero-width assertions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Look {
-    /// `^`, `` \` ``: without REG_NEWLINE only the start of the text.
-    Start,
-    /// `$`, `\'`
-    End,
+    /// `^`: the start of the text, or just after a newline this attempt consumed.
+    LineStart,
+    /// `$`: the end of the text, or just before a newline this attempt consumes next.
+    LineEnd,
+    /// `` \` ``
+    TextStart,
+    /// `\'`
+    TextEnd,
     /// `\<`
     WordStart,
     /// `\>`
@@ -302,13 +322,19 @@ enum Look {
 }
 
 impl Look {
-    fn holds(self, text: &[u8], pos: usize) -> bool {
+    /// Whether the assertion holds at `pos`; `LineEnd` is the VM's business. `attempt_start`
+    /// says whether `pos` is where the current match attempt started.
+    fn holds(self, text: &[u8], pos: usize, attempt_start: bool) -> bool {
         // Outside the text counts as a non-word character.
         let before = pos.checked_sub(1).is_some_and(|i| is_word(text[i]));
         let after = text.get(pos).is_some_and(|&b| is_word(b));
         match self {
-            Look::Start => pos == 0,
-            Look::End => pos == text.len(),
+            // glibc's automaton enters its "after a newline" state on every newline it
+            // consumes, but an attempt that starts after one doesn't begin in that state.
+            Look::LineStart if attempt_start => pos == 0,
+            Look::LineStart => pos.checked_sub(1).is_some_and(|i| text[i] == b'\n'),
+            Look::TextStart => pos == 0,
+            Look::LineEnd | Look::TextEnd => pos == text.len(),
             Look::WordStart => !before && after,
             Look::WordEnd => before && !after,
             Look::WordBoundary => before != after,
@@ -448,8 +474,8 @@ impl<'a> Parser<'a> {
                 b'>' => Tok::Anchor(Look::WordEnd),
                 b'b' => Tok::Anchor(Look::WordBoundary),
                 b'B' => Tok::Anchor(Look::NotWordBoundary),
-                b'`' => Tok::Anchor(Look::Start),
-                b'\'' => Tok::Anchor(Look::End),
+                b'`' => Tok::Anchor(Look::TextStart),
+                b'\'' => Tok::Anchor(Look::TextEnd),
                 b'w' => Tok::Shorthand(Shorthand::Word),
                 b'W' => Tok::Shorthand(Shorthand::NotWord),
                 b's' => Tok::Shorthand(Shorthand::Space),
@@ -468,14 +494,15 @@ impl<'a> Parser<'a> {
             b')' => Tok::CloseParen,
             b'[' => Tok::OpenBracket,
             b'.' => Tok::Any,
-            b'^' => Tok::Anchor(Look::Start),
-            b'$' => Tok::Anchor(Look::End),
+            b'^' => Tok::Anchor(Look::LineStart),
+            b'$' => Tok::Anchor(Look::LineEnd),
             _ => Tok::Char(c),
         }
     }
 
-    /// Adds a node; the arena may not outgrow what a [`MAX_PROGRAM`] automaton could need
-    /// (every node but a concatenation costs at least one instruction).
+    /// Adds a node. The cap bounds memory: a tree this big, if all of it is used, needs more
+    /// than [`MAX_PROGRAM`] instructions anyway, since every node but a concatenation costs
+    /// at least one.
     fn push(&mut self, node: Node) -> Result<NodeId, EreError> {
         if self.nodes.len() >= 2 * MAX_PROGRAM {
             return Err(EreError::TooBig);
@@ -580,6 +607,10 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 Tok::OpenParen => {
+                    // glibc's own recursive parser overflows an 8 MiB stack near 30,000.
+                    if frames.len() > MAX_PROGRAM {
+                        return Err(EreError::TooBig);
+                    }
                     frames.push(self.open_frame(Some(self.groups)));
                     self.groups = self.groups.saturating_add(1);
                     tok = self.next_token();
@@ -1043,27 +1074,34 @@ fn compile(nodes: &[Node], root: NodeId, capacity: usize) -> (Vec<Inst>, u32) {
     }
 }
 
-/// A set of instruction indices with O(1) insert, clear and ordered iteration.
-struct SparseSet {
-    dense: Vec<u32>,
+/// A set of VM threads with O(1) insert, clear and iteration. A thread is an
+/// instruction and whether a `$` it passed at this position still needs the next byte to
+/// be a newline; a thread without that condition makes the same one with it redundant.
+struct Threads {
+    dense: Vec<(u32, bool)>,
     sparse: Vec<u32>,
 }
 
-impl SparseSet {
-    fn new(capacity: usize) -> SparseSet {
-        SparseSet {
-            dense: Vec::with_capacity(capacity),
-            sparse: vec![0; capacity],
+impl Threads {
+    fn new(instructions: usize) -> Threads {
+        Threads {
+            dense: Vec::with_capacity(2 * instructions),
+            sparse: vec![0; 2 * instructions],
         }
     }
 
-    fn insert(&mut self, pc: u32) -> bool {
-        let slot = self.sparse[pc as usize] as usize;
-        if self.dense.get(slot) == Some(&pc) {
+    fn contains(&self, pc: u32, newline: bool) -> bool {
+        let key = 2 * pc as usize + usize::from(newline);
+        let slot = self.sparse[key] as usize;
+        self.dense.get(slot) == Some(&(pc, newline))
+    }
+
+    fn insert(&mut self, pc: u32, newline: bool) -> bool {
+        if self.contains(pc, false) || self.contains(pc, newline) {
             return false;
         }
-        self.sparse[pc as usize] = self.dense.len() as u32;
-        self.dense.push(pc);
+        self.sparse[2 * pc as usize + usize::from(newline)] = self.dense.len() as u32;
+        self.dense.push((pc, newline));
         true
     }
 
@@ -1071,7 +1109,7 @@ impl SparseSet {
         self.dense.clear();
     }
 
-    fn iter(&self) -> std::slice::Iter<'_, u32> {
+    fn iter(&self) -> std::slice::Iter<'_, (u32, bool)> {
         self.dense.iter()
     }
 }
@@ -1079,26 +1117,38 @@ impl SparseSet {
 struct Vm<'p, 't> {
     prog: &'p [Inst],
     text: &'t [u8],
-    stack: Vec<u32>,
+    stack: Vec<(u32, bool)>,
 }
 
 impl Vm<'_, '_> {
-    /// Adds `pc` and everything reachable from it without consuming a byte at `pos` to
-    /// `set`; true when that reaches Match.
-    fn add(&mut self, set: &mut SparseSet, pc: u32, pos: usize) -> bool {
+    /// Adds the thread at `pc` and every thread it reaches without consuming a byte at
+    /// `pos` to `threads`; true when one of them matches.
+    ///
+    /// glibc checks a `$` lazily: against the byte its automaton consumes next (which
+    /// must be a newline, REG_NEWLINE or not) or, where the match would end, against the
+    /// end of the text. Threads carry that pending check.
+    fn add(&mut self, threads: &mut Threads, pc: u32, pos: usize, attempt_start: bool) -> bool {
         self.stack.clear();
-        self.stack.push(pc);
-        while let Some(pc) = self.stack.pop() {
-            if !set.insert(pc) {
+        self.stack.push((pc, false));
+        while let Some((pc, newline)) = self.stack.pop() {
+            if !threads.insert(pc, newline) {
                 continue;
             }
             match self.prog[pc as usize] {
-                Inst::Match => return true,
+                Inst::Match => {
+                    if !newline {
+                        return true;
+                    }
+                }
                 Inst::Byte { .. } => {}
-                Inst::Split(a, b) => self.stack.extend([b, a]),
+                Inst::Split(a, b) => self.stack.extend([(b, newline), (a, newline)]),
+                Inst::Look {
+                    look: Look::LineEnd,
+                    next,
+                } => self.stack.push((next, newline || pos < self.text.len())),
                 Inst::Look { look, next } => {
-                    if look.holds(self.text, pos) {
-                        self.stack.push(next);
+                    if look.holds(self.text, pos, attempt_start) {
+                        self.stack.push((next, newline));
                     }
                 }
             }
@@ -1317,6 +1367,20 @@ mod tests {
             (r"\B", "", true),
             (r"a\>b", "ab", false),
             ("a(\\b)*b", "ab", true),
+            // glibc's newline quirk (see the module doc).
+            ("a$", "a\nb", false),
+            ("a$.b", "a\nb", true),
+            ("a$\nb", "a\nb", true),
+            (r"$\s", "a\nb", true),
+            (r"$\S", "a\nb", false),
+            (r"a\'.", "a\nb", false),
+            ("^b", "a\nb", false),
+            ("\n^b", "a\nb", true),
+            ("(\n|x)^b", "xb", false),
+            ("\n^$", "a\n", true),
+            ("\n^$", "a\n\nb", false),
+            ("$^", "\n", false),
+            ("\n\\`b", "a\nb", false),
         ];
         for &(pattern, text, want) in cases {
             check(pattern, text, want);
@@ -1354,6 +1418,14 @@ mod tests {
         assert!(Regex::new(long.as_bytes()).is_ok());
         let longer = "a".repeat(MAX_PROGRAM);
         assert_eq!(Regex::new(longer.as_bytes()).err(), Some(EreError::TooBig));
+        let nested = |depth| format!("{}a{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(Regex::new(nested(MAX_PROGRAM).as_bytes()).is_ok());
+        assert_eq!(
+            Regex::new(nested(MAX_PROGRAM + 2).as_bytes()).err(),
+            Some(EreError::TooBig)
+        );
+        let unused = "a{0}".repeat(2 * MAX_PROGRAM + 1);
+        assert_eq!(Regex::new(unused.as_bytes()).err(), Some(EreError::TooBig));
         let big = Regex::new(b"^x{32767}$").unwrap();
         assert!(big.is_match(&[b'x'; 32767]));
         assert!(!big.is_match(&[b'x'; 32766]));
@@ -1376,7 +1448,7 @@ mod tests {
             (b"((a*)*)*$".to_vec(), &a, true),
             (b"(.*)*(.*)*(.*)*x".to_vec(), &a, false),
             (b"(\\b|\\B)*b".to_vec(), &a, false),
-            (b"a{0,1000}a{1000}b".to_vec(), &a, false),
+            (b"a{0,200}a{200}b".to_vec(), &a, false),
             (deep_groups.into_bytes(), &a, true),
             (deep_stars.into_bytes(), &a, true),
             (deep_alternatives.into_bytes(), b"aab", true),
@@ -1396,5 +1468,231 @@ mod tests {
                 started.elapsed()
             );
         }
+    }
+
+    /// Generated patterns and texts against the C library's own regcomp/regexec (tests
+    /// run in the C locale): the same error kind, and the same verdict on every text.
+    #[cfg(target_env = "gnu")]
+    #[test]
+    fn agrees_with_glibc() {
+        use nix::libc;
+        use std::ffi::CString;
+
+        /// glibc's regcomp error code, or its match verdicts on `texts`.
+        fn glibc(pattern: &[u8], texts: &[Vec<u8>]) -> Result<Vec<bool>, libc::c_int> {
+            let pattern = CString::new(pattern).unwrap();
+            // SAFETY: regex_t is plain data that regcomp fills in before regexec reads it,
+            // and it is freed only after a successful regcomp; all strings are
+            // NUL-terminated and outlive the calls.
+            unsafe {
+                let mut regex: libc::regex_t = std::mem::zeroed();
+                let flags = libc::REG_EXTENDED | libc::REG_NOSUB;
+                let code = libc::regcomp(&mut regex, pattern.as_ptr(), flags);
+                if code != 0 {
+                    return Err(code);
+                }
+                let verdicts = texts
+                    .iter()
+                    .map(|text| {
+                        let text = CString::new(text.as_slice()).unwrap();
+                        libc::regexec(&regex, text.as_ptr(), 0, std::ptr::null_mut(), 0) == 0
+                    })
+                    .collect();
+                libc::regfree(&mut regex);
+                Ok(verdicts)
+            }
+        }
+
+        fn code(error: EreError) -> Option<libc::c_int> {
+            use EreError::*;
+            Some(match error {
+                BadPattern => libc::REG_BADPAT,
+                Collation => libc::REG_ECOLLATE,
+                CharClass => libc::REG_ECTYPE,
+                TrailingBackslash => libc::REG_EESCAPE,
+                BadBackReference => libc::REG_ESUBREG,
+                UnmatchedBracket => libc::REG_EBRACK,
+                UnmatchedParen => libc::REG_EPAREN,
+                UnmatchedBrace => libc::REG_EBRACE,
+                BadInterval => libc::REG_BADBR,
+                BadRange => libc::REG_ERANGE,
+                CountTooLarge => libc::REG_ESIZE,
+                BadRepetition => libc::REG_BADRPT,
+                BackReference | TooBig => return None,
+            })
+        }
+
+        const PIECES: &[&[u8]] = &[
+            b"a",
+            b"a",
+            b"b",
+            b"b",
+            b"x",
+            b"0",
+            b"1",
+            b"2",
+            b".",
+            b".",
+            b"*",
+            b"*",
+            b"+",
+            b"?",
+            b"|",
+            b"|",
+            b"(",
+            b"(",
+            b")",
+            b")",
+            b"[",
+            b"[",
+            b"]",
+            b"]",
+            b"^",
+            b"^",
+            b"$",
+            b"$",
+            b"{",
+            b"}",
+            b",",
+            b"\\",
+            b":",
+            b"-",
+            b"-",
+            b"=",
+            b"_",
+            b" ",
+            b"\xe9",
+            b"\t",
+            b"[:digit:]",
+            b"[:alpha:]",
+            b"[:space:]",
+            b"[:punct:]",
+            b"[:foo:]",
+            b"[.a.]",
+            b"[.-.]",
+            b"[.].]",
+            b"[=a=]",
+            b"[.ab.]",
+            b"\\.",
+            b"\\b",
+            b"\\B",
+            b"\\<",
+            b"\\>",
+            b"\\w",
+            b"\\W",
+            b"\\s",
+            b"\\S",
+            b"\\`",
+            b"\\'",
+            b"\\1",
+            b"\\{",
+            b"\\,",
+            b"\\0",
+            b"\\|",
+            b"{1}",
+            b"{1,2}",
+            b"{,2}",
+            b"{2,}",
+            b"{0}",
+            b"{0,1}",
+            b"{3,1}",
+            b"[^",
+            b"[]",
+            b"a-z",
+            b"0-9",
+            b"(a|b)",
+            b"()",
+            b".*",
+            b"\n",
+            b"\n",
+            b"\x7f",
+            b"[^a]",
+            b"\\2",
+            b"((",
+            b"))",
+            b"|)",
+            b"(|",
+            b"\\(",
+            b"\\)",
+            b"[a-]",
+            b"[]a]",
+            b"[[.-.]-a]",
+            b"^*",
+            b"$)",
+        ];
+        const CHARS: &[u8] = b"aabbx0129.-_ :,{}[]()^$|*+?\\\t\n\xe9\x7f";
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut compiled, mut backrefs, mut verdicts, mut matches) = (0, 0, 0, 0);
+        for _ in 0..200_000 {
+            let pattern: Vec<u8> = (0..1 + next(10))
+                .flat_map(|_| PIECES[next(PIECES.len())])
+                .copied()
+                .collect();
+            // Random texts, and the pattern itself slightly damaged, so that enough of
+            // them match for the details to matter.
+            let texts: Vec<Vec<u8>> = (0..8)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        (0..next(10)).map(|_| CHARS[next(CHARS.len())]).collect()
+                    } else {
+                        let mut text = Vec::new();
+                        for &b in &pattern {
+                            match next(6) {
+                                0 => {}
+                                1 => text.push(CHARS[next(CHARS.len())]),
+                                2 => text.extend([b, b]),
+                                _ => text.push(b),
+                            }
+                        }
+                        text
+                    }
+                })
+                .collect();
+            let shown = String::from_utf8_lossy(&pattern);
+            let ours = Regex::new(&pattern);
+            if let Err(error) = ours {
+                let Some(want) = code(error) else {
+                    // The generated patterns are far below the size bound, so this is a
+                    // back reference, which glibc accepts.
+                    assert_eq!(error, EreError::BackReference, "{shown:?}");
+                    assert_eq!(glibc(&pattern, &[]).err(), None, "regcomp({shown:?})");
+                    backrefs += 1;
+                    continue;
+                };
+                assert_eq!(
+                    glibc(&pattern, &[]).err(),
+                    Some(want),
+                    "regcomp({shown:?}): we say {error:?}"
+                );
+                continue;
+            }
+            let regex = ours.unwrap();
+            let theirs = glibc(&pattern, &texts);
+            let Ok(theirs) = theirs else {
+                panic!("regcomp({shown:?}) fails with {theirs:?}, we compile it");
+            };
+            compiled += 1;
+            for (text, want) in texts.iter().zip(theirs) {
+                verdicts += 1;
+                matches += usize::from(want);
+                assert_eq!(
+                    regex.is_match(text),
+                    want,
+                    "regexec({shown:?}, {:?})",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+        eprintln!(
+            "{compiled} patterns compiled, {backrefs} with back references, \
+             {verdicts} verdicts, {matches} matches"
+        );
+        assert!(compiled > 50_000 && matches > 100_000 && verdicts - matches > 100_000);
     }
 }

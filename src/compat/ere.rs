@@ -1470,15 +1470,14 @@ mod tests {
         }
     }
 
-    /// Generated patterns and texts against the C library's own regcomp/regexec (tests
-    /// run in the C locale): the same error kind, and the same verdict on every text.
+    /// The C library's own regcomp/regexec (tests run in the C locale).
     #[cfg(target_env = "gnu")]
-    #[test]
-    fn agrees_with_glibc() {
+    mod glibc {
+        use super::{EreError, Regex};
         use nix::libc;
         use std::ffi::CString;
 
-        /// glibc's regcomp error code, or its match verdicts on `texts`.
+        /// regcomp's error code, or regexec's verdicts on `texts`.
         fn glibc(pattern: &[u8], texts: &[Vec<u8>]) -> Result<Vec<bool>, libc::c_int> {
             let pattern = CString::new(pattern).unwrap();
             // SAFETY: regex_t is plain data that regcomp fills in before regexec reads it,
@@ -1503,6 +1502,7 @@ mod tests {
             }
         }
 
+        /// glibc's code for our error; None for our own limits.
         fn code(error: EreError) -> Option<libc::c_int> {
             use EreError::*;
             Some(match error {
@@ -1522,125 +1522,181 @@ mod tests {
             })
         }
 
-        const PIECES: &[&[u8]] = &[
-            b"a",
-            b"a",
-            b"b",
-            b"b",
-            b"x",
-            b"0",
-            b"1",
-            b"2",
-            b".",
-            b".",
-            b"*",
-            b"*",
-            b"+",
-            b"?",
-            b"|",
-            b"|",
-            b"(",
-            b"(",
-            b")",
-            b")",
-            b"[",
-            b"[",
-            b"]",
-            b"]",
-            b"^",
-            b"^",
-            b"$",
-            b"$",
-            b"{",
-            b"}",
-            b",",
-            b"\\",
-            b":",
-            b"-",
-            b"-",
-            b"=",
-            b"_",
-            b" ",
-            b"\xe9",
-            b"\t",
-            b"[:digit:]",
-            b"[:alpha:]",
-            b"[:space:]",
-            b"[:punct:]",
-            b"[:foo:]",
-            b"[.a.]",
-            b"[.-.]",
-            b"[.].]",
-            b"[=a=]",
-            b"[.ab.]",
-            b"\\.",
-            b"\\b",
-            b"\\B",
-            b"\\<",
-            b"\\>",
-            b"\\w",
-            b"\\W",
-            b"\\s",
-            b"\\S",
-            b"\\`",
-            b"\\'",
-            b"\\1",
-            b"\\{",
-            b"\\,",
-            b"\\0",
-            b"\\|",
-            b"{1}",
-            b"{1,2}",
-            b"{,2}",
-            b"{2,}",
-            b"{0}",
-            b"{0,1}",
-            b"{3,1}",
-            b"[^",
-            b"[]",
-            b"a-z",
-            b"0-9",
-            b"(a|b)",
-            b"()",
-            b".*",
-            b"\n",
-            b"\n",
-            b"\x7f",
-            b"[^a]",
-            b"\\2",
-            b"((",
-            b"))",
-            b"|)",
-            b"(|",
-            b"\\(",
-            b"\\)",
-            b"[a-]",
-            b"[]a]",
-            b"[[.-.]-a]",
-            b"^*",
-            b"$)",
-        ];
-        const CHARS: &[u8] = b"aabbx0129.-_ :,{}[]()^$|*+?\\\t\n\xe9\x7f";
-        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
-        let (mut compiled, mut backrefs, mut verdicts, mut matches) = (0, 0, 0, 0);
-        for _ in 0..200_000 {
-            let pattern: Vec<u8> = (0..1 + next(10))
-                .flat_map(|_| PIECES[next(PIECES.len())])
-                .copied()
-                .collect();
-            // Random texts, and the pattern itself slightly damaged, so that enough of
-            // them match for the details to matter.
-            let texts: Vec<Vec<u8>> = (0..8)
-                .map(|i| {
-                    if i % 2 == 0 {
-                        (0..next(10)).map(|_| CHARS[next(CHARS.len())]).collect()
-                    } else {
+        /// A small deterministic generator (xorshift64): `next(n)` is in 0..n.
+        fn generator(mut seed: u64) -> impl FnMut(usize) -> usize {
+            move |n| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % n as u64) as usize
+            }
+        }
+
+        #[derive(Default, Debug)]
+        struct Counts {
+            patterns: usize,
+            compiled: usize,
+            backrefs: usize,
+            verdicts: usize,
+            matches: usize,
+        }
+
+        /// Compiles `pattern` with both and compares the error kind, or every verdict.
+        fn compare(pattern: &[u8], texts: &[Vec<u8>], counts: &mut Counts) {
+            counts.patterns += 1;
+            let shown = String::from_utf8_lossy(pattern);
+            let regex = match Regex::new(pattern) {
+                Ok(regex) => regex,
+                Err(error) => {
+                    let Some(want) = code(error) else {
+                        // The generated patterns are far below the size bounds, so this is
+                        // a back reference, which glibc accepts.
+                        assert_eq!(error, EreError::BackReference, "{shown:?}");
+                        assert_eq!(glibc(pattern, &[]).err(), None, "regcomp({shown:?})");
+                        counts.backrefs += 1;
+                        return;
+                    };
+                    assert_eq!(
+                        glibc(pattern, &[]).err(),
+                        Some(want),
+                        "regcomp({shown:?}): we say {error:?}"
+                    );
+                    return;
+                }
+            };
+            let theirs = glibc(pattern, texts);
+            let Ok(theirs) = theirs else {
+                panic!("regcomp({shown:?}) fails with {theirs:?}, we compile it");
+            };
+            counts.compiled += 1;
+            for (text, want) in texts.iter().zip(theirs) {
+                counts.verdicts += 1;
+                counts.matches += usize::from(want);
+                assert_eq!(
+                    regex.is_match(text),
+                    want,
+                    "regexec({shown:?}, {:?})",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+
+        /// Patterns from pieces rich in metacharacters, against random texts and damaged
+        /// copies of the pattern (so that enough of them match for the details to matter).
+        #[test]
+        fn agrees_on_metacharacters() {
+            const PIECES: &[&[u8]] = &[
+                b"a",
+                b"a",
+                b"b",
+                b"b",
+                b"x",
+                b"0",
+                b"1",
+                b"2",
+                b".",
+                b".",
+                b"*",
+                b"*",
+                b"+",
+                b"?",
+                b"|",
+                b"|",
+                b"(",
+                b"(",
+                b")",
+                b")",
+                b"[",
+                b"[",
+                b"]",
+                b"]",
+                b"^",
+                b"^",
+                b"$",
+                b"$",
+                b"{",
+                b"}",
+                b",",
+                b"\\",
+                b":",
+                b"-",
+                b"-",
+                b"=",
+                b"_",
+                b" ",
+                b"\xe9",
+                b"\t",
+                b"\n",
+                b"\n",
+                b"\x7f",
+                b"[:digit:]",
+                b"[:alpha:]",
+                b"[:space:]",
+                b"[:punct:]",
+                b"[:foo:]",
+                b"[.a.]",
+                b"[.-.]",
+                b"[.].]",
+                b"[=a=]",
+                b"[.ab.]",
+                b"\\.",
+                b"\\b",
+                b"\\B",
+                b"\\<",
+                b"\\>",
+                b"\\w",
+                b"\\W",
+                b"\\s",
+                b"\\S",
+                b"\\`",
+                b"\\'",
+                b"\\1",
+                b"\\2",
+                b"\\{",
+                b"\\,",
+                b"\\0",
+                b"\\|",
+                b"\\(",
+                b"\\)",
+                b"{1}",
+                b"{1,2}",
+                b"{,2}",
+                b"{2,}",
+                b"{0}",
+                b"{0,1}",
+                b"{3,1}",
+                b"[^",
+                b"[]",
+                b"a-z",
+                b"0-9",
+                b"(a|b)",
+                b"()",
+                b".*",
+                b"[^a]",
+                b"((",
+                b"))",
+                b"|)",
+                b"(|",
+                b"[a-]",
+                b"[]a]",
+                b"[[.-.]-a]",
+                b"[\x80-\xff]",
+                b"^*",
+                b"$)",
+            ];
+            const CHARS: &[u8] = b"aabbx0129.-_ :,{}[]()^$|*+?\\\t\n\xe9\x7f";
+            let mut next = generator(0x2545_F491_4F6C_DD1D);
+            let mut counts = Counts::default();
+            for _ in 0..200_000 {
+                let pattern: Vec<u8> = (0..1 + next(10))
+                    .flat_map(|_| PIECES[next(PIECES.len())])
+                    .copied()
+                    .collect();
+                let texts: Vec<Vec<u8>> = (0..8)
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            return (0..next(10)).map(|_| CHARS[next(CHARS.len())]).collect();
+                        }
                         let mut text = Vec::new();
                         for &b in &pattern {
                             match next(6) {
@@ -1651,48 +1707,82 @@ mod tests {
                             }
                         }
                         text
-                    }
-                })
-                .collect();
-            let shown = String::from_utf8_lossy(&pattern);
-            let ours = Regex::new(&pattern);
-            if let Err(error) = ours {
-                let Some(want) = code(error) else {
-                    // The generated patterns are far below the size bound, so this is a
-                    // back reference, which glibc accepts.
-                    assert_eq!(error, EreError::BackReference, "{shown:?}");
-                    assert_eq!(glibc(&pattern, &[]).err(), None, "regcomp({shown:?})");
-                    backrefs += 1;
-                    continue;
-                };
-                assert_eq!(
-                    glibc(&pattern, &[]).err(),
-                    Some(want),
-                    "regcomp({shown:?}): we say {error:?}"
-                );
-                continue;
+                    })
+                    .collect();
+                compare(&pattern, &texts, &mut counts);
             }
-            let regex = ours.unwrap();
-            let theirs = glibc(&pattern, &texts);
-            let Ok(theirs) = theirs else {
-                panic!("regcomp({shown:?}) fails with {theirs:?}, we compile it");
-            };
-            compiled += 1;
-            for (text, want) in texts.iter().zip(theirs) {
-                verdicts += 1;
-                matches += usize::from(want);
-                assert_eq!(
-                    regex.is_match(text),
-                    want,
-                    "regexec({shown:?}, {:?})",
-                    String::from_utf8_lossy(text)
-                );
-            }
+            eprintln!("{counts:?}");
+            assert!(counts.compiled > 50_000 && counts.backrefs > 0);
+            assert!(counts.matches > 100_000 && counts.verdicts - counts.matches > 100_000);
         }
-        eprintln!(
-            "{compiled} patterns compiled, {backrefs} with back references, \
-             {verdicts} verdicts, {matches} matches"
-        );
-        assert!(compiled > 50_000 && matches > 100_000 && verdicts - matches > 100_000);
+
+        /// Kernel-version-shaped patterns against real version strings.
+        #[test]
+        fn agrees_on_versions() {
+            const PIECES: &[&[u8]] = &[
+                b"6",
+                b"5",
+                b"1",
+                b"0",
+                b"4",
+                b"\\.",
+                b"\\.",
+                b".",
+                b".*",
+                b"[0-9]",
+                b"[0-9]+",
+                b"[[:digit:]]",
+                b"[[:digit:]]*",
+                b"-",
+                b"-amd64",
+                b"-rt",
+                b"cloud",
+                b"+",
+                b"*",
+                b"?",
+                b"{1,2}",
+                b"{2}",
+                b"(",
+                b")",
+                b"|",
+                b"^",
+                b"^",
+                b"$",
+                b"$",
+                b"[^0]",
+                b"[5-6]",
+                b"(5|6)",
+                b"(amd64|arm64)",
+                b"bpo",
+                b"~",
+            ];
+            const VERSIONS: &[&[u8]] = &[
+                b"6.1.0-28-amd64",
+                b"6.1.0-28-cloud-amd64",
+                b"6.1.0-28-rt-amd64",
+                b"6.12.12+bpo-amd64",
+                b"5.10.0-33-arm64",
+                b"4.19.0-27-686-pae",
+                b"4.4.302",
+                b"6.6.0",
+                b"6.10.14-1~exp1",
+                b"16.1.0",
+                b"6.0",
+                b"",
+            ];
+            let mut next = generator(0x9E37_79B9_7F4A_7C15);
+            let mut counts = Counts::default();
+            let texts: Vec<Vec<u8>> = VERSIONS.iter().map(|v| v.to_vec()).collect();
+            for _ in 0..30_000 {
+                let pattern: Vec<u8> = (0..1 + next(8))
+                    .flat_map(|_| PIECES[next(PIECES.len())])
+                    .copied()
+                    .collect();
+                compare(&pattern, &texts, &mut counts);
+            }
+            eprintln!("{counts:?}");
+            assert!(counts.compiled > 10_000);
+            assert!(counts.matches > 50_000 && counts.verdicts - counts.matches > 50_000);
+        }
     }
 }

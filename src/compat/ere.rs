@@ -287,12 +287,17 @@ fn class_set(name: &[u8]) -> Option<ByteSet> {
         b"lower" => |c| c.is_ascii_lowercase(),
         b"print" => |c| c.is_ascii_graphic() || c == b' ',
         b"punct" => |c| c.is_ascii_punctuation(),
-        b"space" => |c| c == b' ' || (b'\t'..=b'\r').contains(&c),
+        b"space" => is_space,
         b"upper" => |c| c.is_ascii_uppercase(),
         b"xdigit" => |c| c.is_ascii_hexdigit(),
         _ => return None,
     };
     Some(ByteSet::from_fn(test))
+}
+
+/// `[:space:]` and `\s`: space, \t, \n, \v, \f, \r.
+fn is_space(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
 }
 
 /// `\w`'s characters, which also decide word boundaries.
@@ -644,8 +649,8 @@ impl<'a> Parser<'a> {
                 Tok::Shorthand(kind) => Some(self.set(ByteSet::from_fn(|b| match kind {
                     Shorthand::Word => is_word(b),
                     Shorthand::NotWord => !is_word(b),
-                    Shorthand::Space => b == b' ' || (b'\t'..=b'\r').contains(&b),
-                    Shorthand::NotSpace => !(b == b' ' || (b'\t'..=b'\r').contains(&b)),
+                    Shorthand::Space => is_space(b),
+                    Shorthand::NotSpace => !is_space(b),
                 }))?),
                 Tok::OpenBracket => {
                     let set = self.bracket()?;

@@ -1,11 +1,13 @@
 //! C behaviour the tools must reproduce, in one place: how C string functions see a
-//! buffer, `isspace`, `strtoul`, `fgets`, glibc's errno texts and `fnmatch`.
+//! buffer, `isspace`, `strtoul`, `fgets`, glibc's errno texts, `fnmatch` and the POSIX
+//! extended regular expressions of depmod.d.
 //!
 //! kmod's output depends on these details (a number with a sign, a line longer than a
 //! buffer, a NUL inside a string), and the static musl build must behave exactly
 //! like a glibc build, so nothing here calls the C library; the tests compare with
 //! it where the host's is glibc.
 
+pub mod ere;
 pub mod errno;
 pub mod fnmatch;
 

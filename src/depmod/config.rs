@@ -1,7 +1,6 @@
 //! depmod.d: the configuration depmod reads when it scans a whole tree, turned into
 //! the [`Rules`] the scan applies. Files, lines and messages as kmod 34.2 has them.
 
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -107,24 +106,8 @@ fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
 /// Whether a version pattern of an `override` or `external` line matches: `*`, or a
 /// POSIX extended regular expression found anywhere in the version.
 fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
-    if pattern == b"*" {
-        return true;
-    }
-    let (Ok(pattern), Ok(version)) = (CString::new(pattern), CString::new(version)) else {
-        return false;
-    };
-    // SAFETY: regex_t is plain data that regcomp initialises before regexec reads it,
-    // and it is freed only after a successful regcomp. Both strings are NUL-terminated.
-    unsafe {
-        let mut regex: nix::libc::regex_t = std::mem::zeroed();
-        let flags = nix::libc::REG_EXTENDED | nix::libc::REG_NOSUB;
-        if nix::libc::regcomp(&mut regex, pattern.as_ptr(), flags) != 0 {
-            return false;
-        }
-        let found = nix::libc::regexec(&regex, version.as_ptr(), 0, std::ptr::null_mut(), 0) == 0;
-        nix::libc::regfree(&mut regex);
-        found
-    }
+    // A pattern regcomp rejects matches nothing, as in kmod.
+    pattern == b"*" || crate::compat::ere::is_match(pattern, version).unwrap_or(false)
 }
 
 fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log) {

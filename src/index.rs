@@ -445,8 +445,12 @@ struct BuildNode {
     prefix: Vec<u8>,
     /// Sorted by character.
     children: Vec<(u8, u32)>,
-    /// Ascending priority; the latest insertion first among equals.
+    /// In insertion order; written by ascending priority, the latest insertion
+    /// first among equals ([`BuildNode::ordered_values`]).
     values: Vec<(u32, Box<str>)>,
+    /// The distinct values, once there are enough of them that looking for a
+    /// duplicate one by one would cost more than a set.
+    distinct: Option<Box<std::collections::HashSet<Box<str>>>>,
 }
 
 impl Default for IndexBuilder {
@@ -487,7 +491,7 @@ impl IndexBuilder {
             }
             i += common;
             let Some(&ch) = key.get(i) else {
-                return add_value(&mut self.nodes[n].values, value, priority);
+                return self.nodes[n].add_value(value, priority);
             };
             let children = &self.nodes[n].children;
             match children.binary_search_by_key(&ch, |&(c, _)| c) {
@@ -498,8 +502,8 @@ impl IndexBuilder {
                 Err(at) => {
                     let leaf = self.push(BuildNode {
                         prefix: key[i + 1..].to_vec(),
-                        children: Vec::new(),
                         values: vec![(priority, value)],
+                        ..BuildNode::default()
                     });
                     self.nodes[n].children.insert(at, (ch, leaf));
                     return false;
@@ -517,6 +521,7 @@ impl IndexBuilder {
             prefix: node.prefix[at + 1..].to_vec(),
             children: std::mem::take(&mut node.children),
             values: std::mem::take(&mut node.values),
+            distinct: node.distinct.take(),
         };
         node.prefix.truncate(at);
         let child = self.push(lower);
@@ -586,7 +591,7 @@ impl IndexBuilder {
             }
             if !node.values.is_empty() {
                 out.extend_from_slice(&(node.values.len() as u32).to_be_bytes());
-                for (priority, value) in &node.values {
+                for (priority, value) in node.ordered_values() {
                     out.extend_from_slice(&priority.to_be_bytes());
                     out.extend_from_slice(value.as_bytes());
                     out.push(0);
@@ -633,12 +638,43 @@ impl BuildNode {
     }
 }
 
-/// depmod's value-list insertion; true if the value was already in the list.
-fn add_value(values: &mut Vec<(u32, Box<str>)>, value: Box<str>, priority: u32) -> bool {
-    let duplicate = values.iter().any(|(_, v)| *v == value);
-    let at = values.partition_point(|&(p, _)| p < priority);
-    values.insert(at, (priority, value));
-    duplicate
+/// From this many values on, a node keeps a set of them for finding duplicates.
+const DISTINCT_SET_FROM: usize = 16;
+
+impl BuildNode {
+    /// depmod's value-list insertion, which puts the value before the first one of
+    /// equal or higher priority; true if the value was already in the list. Keeping
+    /// the list in insertion order and sorting once when writing gives the same
+    /// order without moving the values already there at each insertion.
+    fn add_value(&mut self, value: Box<str>, priority: u32) -> bool {
+        let duplicate = match &mut self.distinct {
+            Some(set) => !set.insert(value.clone()),
+            None => {
+                let duplicate = self.values.iter().any(|(_, v)| *v == value);
+                if self.values.len() + 1 >= DISTINCT_SET_FROM {
+                    let mut set: std::collections::HashSet<Box<str>> =
+                        self.values.iter().map(|(_, v)| v.clone()).collect();
+                    set.insert(value.clone());
+                    self.distinct = Some(Box::new(set));
+                }
+                duplicate
+            }
+        };
+        self.values.push((priority, value));
+        duplicate
+    }
+
+    /// The values in depmod's order: ascending priority, the latest insertion
+    /// first among equals.
+    fn ordered_values(&self) -> Box<dyn Iterator<Item = &(u32, Box<str>)> + '_> {
+        // Usually a single value, or values inserted by rising priority.
+        if self.values.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Box::new(self.values.iter());
+        }
+        let mut order: Vec<usize> = (0..self.values.len()).rev().collect();
+        order.sort_by_key(|&i| self.values[i].0);
+        Box::new(order.into_iter().map(|i| &self.values[i]))
+    }
 }
 
 #[cfg(test)]
@@ -743,6 +779,36 @@ mod tests {
         let index = Index::from_bytes(out).unwrap();
         assert_eq!(values(index.lookup_all("k")), ["a", "d", "b", "c", "a"]);
         assert_eq!(index.lookup("k").as_deref(), Some("a"));
+    }
+
+    /// Many values under one key, priorities and values repeating: the order and
+    /// the duplicate answers of depmod's list insertion.
+    #[test]
+    fn many_values_keep_depmods_order() {
+        let mut builder = IndexBuilder::new();
+        let mut list: Vec<(u32, String)> = Vec::new();
+        let mut x = 12345u32;
+        for i in 0..200 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let (priority, value) = ((x >> 16) % 7, format!("v{}", (x >> 8) % 50));
+            let duplicate = list.iter().any(|(_, v)| *v == value);
+            let at = list.partition_point(|(p, _)| *p < priority);
+            list.insert(at, (priority, value.clone()));
+            assert_eq!(
+                builder.insert("key", &value, priority),
+                duplicate,
+                "insert {i}"
+            );
+        }
+        let mut out = Vec::new();
+        builder.write_to(&mut out).unwrap();
+        let found: Vec<(u32, String)> = Index::from_bytes(out)
+            .unwrap()
+            .lookup_all("key")
+            .into_iter()
+            .map(|v| (v.priority, v.value))
+            .collect();
+        assert_eq!(found, list);
     }
 
     #[test]

@@ -139,19 +139,19 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// Inserts a value; `shown` is what a duplicate warning prints.
-    fn insert(
+    /// Inserts a value; `shown` makes what a duplicate warning prints.
+    fn insert<S: AsRef<[u8]>>(
         &mut self,
         key: &[u8],
         value: &[u8],
         priority: u32,
-        shown: &[u8],
+        shown: impl FnOnce() -> S,
     ) -> Result<(), Failure> {
         let (key, value) = (ascii(key)?, ascii(value)?);
         if self.builder.insert(key, value, priority) {
             if let Some(heading) = self.duplicates {
                 let mut msg = format!("duplicate module {heading}:\n").into_bytes();
-                msg.extend_from_slice(shown);
+                msg.extend_from_slice(shown().as_ref());
                 self.log.bytes(Prio::Warning, &msg);
             }
         }
@@ -326,7 +326,7 @@ impl Tree {
     fn deps_bin(&self, lines: &[Vec<u8>], log: &Log) -> Result<Vec<u8>, Failure> {
         let mut index = Index::new("modules.dep.bin", log, self.duplicates("deps"));
         for (i, (m, line)) in self.modules.iter().zip(lines).enumerate() {
-            index.insert(m.name(), line, i as u32, line)?;
+            index.insert(m.name(), line, i as u32, || line)?;
         }
         index.finish()
     }
@@ -356,8 +356,8 @@ impl Tree {
                     );
                     continue;
                 };
-                let shown = [&key[..], b" ", m.name()].concat();
-                index.insert(&key, m.name(), i as u32, &shown)?;
+                let shown = || [&key[..], b" ", m.name()].concat();
+                index.insert(&key, m.name(), i as u32, shown)?;
             }
         }
         index.finish()
@@ -400,8 +400,8 @@ impl Tree {
         for (name, owner) in self.symbols.owned() {
             let key = [&b"symbol:"[..], name].concat();
             let owner_name = self.modules[owner as usize].name();
-            let shown = [&key[..], b" ", owner_name].concat();
-            index.insert(&key, owner_name, owner, &shown)?;
+            let shown = || [&key[..], b" ", owner_name].concat();
+            index.insert(&key, owner_name, owner, shown)?;
         }
         index.finish()
     }
@@ -428,7 +428,7 @@ impl Tree {
                 name = Some(n);
             }
             if let Some(name) = &name {
-                index.insert(name, b"", 0, b"")?;
+                index.insert(name, b"", 0, || b"")?;
             }
         }
         index.finish()
@@ -467,7 +467,7 @@ impl Tree {
                 );
                 continue;
             };
-            index.insert(&alias, &module, 0, b"")?;
+            index.insert(&alias, &module, 0, || b"")?;
         }
         index.finish()
     }

@@ -5,6 +5,7 @@
 //! wildcard and dump walks; [`IndexBuilder`] builds one the way depmod does and writes
 //! the same bytes as kmod 34.2.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -433,11 +434,17 @@ fn c_str(data: &[u8], at: usize) -> Option<&[u8]> {
     Some(&rest[..len])
 }
 
+/// From this many values on, a node keeps a set of them for finding duplicates.
+const DISTINCT_SET_FROM: usize = 16;
+
 /// An index being built in memory, as depmod builds it, for writing with
 /// [`IndexBuilder::write_to`].
 pub struct IndexBuilder {
     /// Node 0 is the root. Children are referenced by position.
     nodes: Vec<BuildNode>,
+    /// The distinct values of each node holding enough of them that looking for a
+    /// duplicate one by one would cost more than a set.
+    distinct: HashMap<u32, HashSet<Box<str>>>,
 }
 
 #[derive(Default)]
@@ -448,9 +455,6 @@ struct BuildNode {
     /// In insertion order; written by ascending priority, the latest insertion
     /// first among equals ([`BuildNode::ordered_values`]).
     values: Vec<(u32, Box<str>)>,
-    /// The distinct values, once there are enough of them that looking for a
-    /// duplicate one by one would cost more than a set.
-    distinct: Option<Box<std::collections::HashSet<Box<str>>>>,
 }
 
 impl Default for IndexBuilder {
@@ -463,6 +467,7 @@ impl IndexBuilder {
     pub fn new() -> Self {
         IndexBuilder {
             nodes: vec![BuildNode::default()],
+            distinct: HashMap::new(),
         }
     }
 
@@ -491,7 +496,7 @@ impl IndexBuilder {
             }
             i += common;
             let Some(&ch) = key.get(i) else {
-                return self.nodes[n].add_value(value, priority);
+                return self.add_value(n, value, priority);
             };
             let children = &self.nodes[n].children;
             match children.binary_search_by_key(&ch, |&(c, _)| c) {
@@ -521,16 +526,41 @@ impl IndexBuilder {
             prefix: node.prefix[at + 1..].to_vec(),
             children: std::mem::take(&mut node.children),
             values: std::mem::take(&mut node.values),
-            distinct: node.distinct.take(),
         };
         node.prefix.truncate(at);
         let child = self.push(lower);
+        if let Some(set) = self.distinct.remove(&(n as u32)) {
+            self.distinct.insert(child, set);
+        }
         self.nodes[n].children = vec![(ch, child)];
     }
 
     fn push(&mut self, node: BuildNode) -> u32 {
         self.nodes.push(node);
         (self.nodes.len() - 1) as u32
+    }
+
+    /// depmod's value-list insertion into node `n`, which puts the value before
+    /// the first one of equal or higher priority; true if the value was already in
+    /// the list. Keeping the list in insertion order and sorting once when writing
+    /// gives the same order without moving the values already there each time.
+    fn add_value(&mut self, n: usize, value: Box<str>, priority: u32) -> bool {
+        let values = &mut self.nodes[n].values;
+        let duplicate = match self.distinct.get_mut(&(n as u32)) {
+            Some(set) => !set.insert(value.clone()),
+            None => {
+                let duplicate = values.iter().any(|(_, v)| *v == value);
+                if values.len() + 1 >= DISTINCT_SET_FROM {
+                    let mut set: HashSet<Box<str>> =
+                        values.iter().map(|(_, v)| v.clone()).collect();
+                    set.insert(value.clone());
+                    self.distinct.insert(n as u32, set);
+                }
+                duplicate
+            }
+        };
+        values.push((priority, value));
+        duplicate
     }
 
     /// Writes the index as kmod >= 34 does: the root at offset 12, every node followed
@@ -635,33 +665,6 @@ impl BuildNode {
                 .sum::<usize>();
         }
         size
-    }
-}
-
-/// From this many values on, a node keeps a set of them for finding duplicates.
-const DISTINCT_SET_FROM: usize = 16;
-
-impl BuildNode {
-    /// depmod's value-list insertion, which puts the value before the first one of
-    /// equal or higher priority; true if the value was already in the list. Keeping
-    /// the list in insertion order and sorting once when writing gives the same
-    /// order without moving the values already there at each insertion.
-    fn add_value(&mut self, value: Box<str>, priority: u32) -> bool {
-        let duplicate = match &mut self.distinct {
-            Some(set) => !set.insert(value.clone()),
-            None => {
-                let duplicate = self.values.iter().any(|(_, v)| *v == value);
-                if self.values.len() + 1 >= DISTINCT_SET_FROM {
-                    let mut set: std::collections::HashSet<Box<str>> =
-                        self.values.iter().map(|(_, v)| v.clone()).collect();
-                    set.insert(value.clone());
-                    self.distinct = Some(Box::new(set));
-                }
-                duplicate
-            }
-        };
-        self.values.push((priority, value));
-        duplicate
     }
 
     /// The values in depmod's order: ascending priority, the latest insertion

@@ -215,12 +215,10 @@ fn entries(dir: &mut Dir) -> Vec<(Vec<u8>, Option<Type>)> {
 }
 
 /// Device and inode of an open directory: what tells a loop.
-type DirId = (u64, u64);
+type DirId = (nix::libc::dev_t, nix::libc::ino_t);
 
 fn dir_id(dir: &Dir) -> Option<DirId> {
-    fstat(dir.as_fd())
-        .ok()
-        .map(|st| (st.st_dev as u64, st.st_ino as u64))
+    fstat(dir.as_fd()).ok().map(|st| (st.st_dev, st.st_ino))
 }
 
 /// An open directory of a walk with the entries still to visit.

@@ -277,7 +277,7 @@ fn a_failed_write_keeps_every_old_file() {
     healthy(&fixture);
     let (_, before) = run_ok(&fixture, &[]);
     // Enough aliases to make modules.alias larger than the file size limit below.
-    let many = (0..200).fold(Module::new("many"), |m, i| {
+    let many = (0..400).fold(Module::new("many"), |m, i| {
         m.modinfo("alias", &format!("pci:v{i:08X}d*sv*sd*bc*sc*i*"))
     });
     fixture.module("kernel/many.ko", &many);
@@ -298,6 +298,30 @@ fn a_failed_write_keeps_every_old_file() {
     );
     assert_eq!(fixture.outputs(), before, "old files replaced");
     assert!(temporaries(&fixture.dir()).is_empty());
+}
+
+#[test]
+fn files_are_0644_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = Fixture::new("umask");
+    healthy(&fixture);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077 && exec \"$0\" \"$@\"")
+        .arg(ours("depmod"))
+        .arg("-b")
+        .arg(&fixture.root)
+        .arg(KVER)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for name in OUTPUTS {
+        let mode = std::fs::metadata(fixture.dir().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o644, "{name}");
+    }
 }
 
 /// One system call from strace's log: name, arguments as printed, return value.

@@ -3,7 +3,7 @@
 # runs formatting and lints, the hermetic tests (what plain `cargo test` runs), the
 # differential group against reference kmod 34.2 on real Debian module trees
 # (fetched into the cache the first time, ~250 MB), the host-tools group (manual
-# pages, shell completions, make install), and the end-to-end test that boots
+# pages, shell completions, make install, depmod's traced system calls), and the end-to-end test that boots
 # Debian's kernel in QEMU with our static binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -355,6 +355,9 @@ impl<'a> Depmod<'a> {
         }
 
         let mut deps: Vec<Vec<u32>> = vec![Vec::new(); modules.len()];
+        // The last module (plus one) found to need each module: a cheap check
+        // against adding a dependency twice.
+        let mut needed_by = vec![0u32; modules.len()];
         let mut users = vec![0u32; modules.len()];
         let stdout = std::io::stdout();
         for (i, (m, l)) in modules.iter().zip(&loaded).enumerate() {
@@ -387,9 +390,10 @@ impl<'a> Depmod<'a> {
                     );
                 }
                 let Some(owner) = sym.owner else { continue };
-                if deps[i].contains(&owner) {
+                if needed_by[owner as usize] == i as u32 + 1 {
                     continue;
                 }
+                needed_by[owner as usize] = i as u32 + 1;
                 deps[i].push(owner);
                 users[owner as usize] += 1;
                 if settings.show_needs {

@@ -272,13 +272,19 @@ impl<'a> ModuleElf<'a> {
     pub fn dependency_symbols(&self) -> Vec<DependencySymbol<'a>> {
         let versions = self.versions().unwrap_or_default();
         let mut matched = vec![false; versions.len()];
+        // Each name's first entry, so that lookups stay cheap with many symbols.
+        let mut first: std::collections::HashMap<&[u8], usize> =
+            std::collections::HashMap::with_capacity(versions.len());
+        for (i, (_, name)) in versions.iter().enumerate() {
+            first.entry(name).or_insert(i);
+        }
         let mut out = Vec::new();
         if let Some(symtab) = self.symtab() {
             for sym in symtab.iter() {
                 if sym.shndx != SHN_UNDEF || sym.name.is_empty() || self.is_sparc_register(&sym) {
                     continue;
                 }
-                let crc = match versions.iter().position(|(_, n)| *n == sym.name) {
+                let crc = match first.get(sym.name).copied() {
                     Some(i) => {
                         matched[i] = true;
                         versions[i].0

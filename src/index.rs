@@ -5,6 +5,7 @@
 //! wildcard and dump walks; [`IndexBuilder`] builds one the way depmod does and writes
 //! the same bytes as kmod 34.2.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -390,11 +391,17 @@ fn be32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// From this many values on, a node keeps a set of them for finding duplicates.
+const DISTINCT_SET_FROM: usize = 16;
+
 /// An index being built in memory, as depmod builds it, for writing with
 /// [`IndexBuilder::write_to`].
 pub struct IndexBuilder {
     /// Node 0 is the root. Children are referenced by position.
     nodes: Vec<BuildNode>,
+    /// The distinct values of each node holding enough of them that looking for a
+    /// duplicate one by one would cost more than a set.
+    distinct: HashMap<u32, HashSet<Box<[u8]>>>,
 }
 
 #[derive(Default)]
@@ -402,7 +409,8 @@ struct BuildNode {
     prefix: Vec<u8>,
     /// Sorted by character.
     children: Vec<(u8, u32)>,
-    /// Ascending priority; the latest insertion first among equals.
+    /// In insertion order; written by ascending priority, the latest insertion
+    /// first among equals ([`BuildNode::ordered_values`]).
     values: Vec<(u32, Box<[u8]>)>,
 }
 
@@ -416,6 +424,7 @@ impl IndexBuilder {
     pub fn new() -> Self {
         IndexBuilder {
             nodes: vec![BuildNode::default()],
+            distinct: HashMap::new(),
         }
     }
 
@@ -444,7 +453,7 @@ impl IndexBuilder {
             }
             i += common;
             let Some(&ch) = key.get(i) else {
-                return add_value(&mut self.nodes[n].values, value, priority);
+                return self.add_value(n, value, priority);
             };
             let children = &self.nodes[n].children;
             match children.binary_search_by_key(&ch, |&(c, _)| c) {
@@ -455,8 +464,8 @@ impl IndexBuilder {
                 Err(at) => {
                     let leaf = self.push(BuildNode {
                         prefix: key[i + 1..].to_vec(),
-                        children: Vec::new(),
                         values: vec![(priority, value)],
+                        ..BuildNode::default()
                     });
                     self.nodes[n].children.insert(at, (ch, leaf));
                     return false;
@@ -477,12 +486,38 @@ impl IndexBuilder {
         };
         node.prefix.truncate(at);
         let child = self.push(lower);
+        if let Some(set) = self.distinct.remove(&(n as u32)) {
+            self.distinct.insert(child, set);
+        }
         self.nodes[n].children = vec![(ch, child)];
     }
 
     fn push(&mut self, node: BuildNode) -> u32 {
         self.nodes.push(node);
         (self.nodes.len() - 1) as u32
+    }
+
+    /// depmod's value-list insertion into node `n`, which puts the value before
+    /// the first one of equal or higher priority; true if the value was already in
+    /// the list. Keeping the list in insertion order and sorting once when writing
+    /// gives the same order without moving the values already there each time.
+    fn add_value(&mut self, n: usize, value: Box<[u8]>, priority: u32) -> bool {
+        let values = &mut self.nodes[n].values;
+        let duplicate = match self.distinct.get_mut(&(n as u32)) {
+            Some(set) => !set.insert(value.clone()),
+            None => {
+                let duplicate = values.iter().any(|(_, v)| *v == value);
+                if values.len() + 1 >= DISTINCT_SET_FROM {
+                    let mut set: HashSet<Box<[u8]>> =
+                        values.iter().map(|(_, v)| v.clone()).collect();
+                    set.insert(value.clone());
+                    self.distinct.insert(n as u32, set);
+                }
+                duplicate
+            }
+        };
+        values.push((priority, value));
+        duplicate
     }
 
     /// Writes the index as kmod >= 34 does: the root at offset 12, every node followed
@@ -543,7 +578,7 @@ impl IndexBuilder {
             }
             if !node.values.is_empty() {
                 out.extend_from_slice(&(node.values.len() as u32).to_be_bytes());
-                for (priority, value) in &node.values {
+                for (priority, value) in node.ordered_values() {
                     out.extend_from_slice(&priority.to_be_bytes());
                     out.extend_from_slice(value);
                     out.push(0);
@@ -588,14 +623,18 @@ impl BuildNode {
         }
         size
     }
-}
 
-/// depmod's value-list insertion; true if the value was already in the list.
-fn add_value(values: &mut Vec<(u32, Box<[u8]>)>, value: Box<[u8]>, priority: u32) -> bool {
-    let duplicate = values.iter().any(|(_, v)| *v == value);
-    let at = values.partition_point(|&(p, _)| p < priority);
-    values.insert(at, (priority, value));
-    duplicate
+    /// The values in depmod's order: ascending priority, the latest insertion
+    /// first among equals.
+    fn ordered_values(&self) -> Box<dyn Iterator<Item = &(u32, Box<[u8]>)> + '_> {
+        // Usually a single value, or values inserted by rising priority.
+        if self.values.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Box::new(self.values.iter());
+        }
+        let mut order: Vec<usize> = (0..self.values.len()).rev().collect();
+        order.sort_by_key(|&i| self.values[i].0);
+        Box::new(order.into_iter().map(|i| &self.values[i]))
+    }
 }
 
 #[cfg(test)]
@@ -708,6 +747,36 @@ mod tests {
         let index = Index::from_bytes(out).unwrap();
         assert_eq!(values(index.lookup_all(b"k")), ["a", "d", "b", "c", "a"]);
         assert_eq!(lookup(&index, "k").as_deref(), Some("a"));
+    }
+
+    /// Many values under one key, priorities and values repeating: the order and
+    /// the duplicate answers of depmod's list insertion.
+    #[test]
+    fn many_values_keep_depmods_order() {
+        let mut builder = IndexBuilder::new();
+        let mut list: Vec<(u32, String)> = Vec::new();
+        let mut x = 12345u32;
+        for i in 0..200 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let (priority, value) = ((x >> 16) % 7, format!("v{}", (x >> 8) % 50));
+            let duplicate = list.iter().any(|(_, v)| *v == value);
+            let at = list.partition_point(|(p, _)| *p < priority);
+            list.insert(at, (priority, value.clone()));
+            assert_eq!(
+                builder.insert(b"key", value.as_bytes(), priority),
+                duplicate,
+                "insert {i}"
+            );
+        }
+        let mut out = Vec::new();
+        builder.write_to(&mut out).unwrap();
+        let found: Vec<(u32, String)> = Index::from_bytes(out)
+            .unwrap()
+            .lookup_all(b"key")
+            .into_iter()
+            .map(|v| (v.priority, text(v.value)))
+            .collect();
+        assert_eq!(found, list);
     }
 
     #[test]

@@ -9,34 +9,8 @@ mod depmod_support;
 use std::time::{Duration, Instant};
 
 use common::{ours, reference};
-use depmod_support::{assert_same, text, Files, Fixture, KVER};
+use depmod_support::{assert_same, healthy, text, Files, Fixture, KVER};
 use kogen::{Compression, Module};
-
-/// A few healthy modules that depend on each other.
-fn healthy(fixture: &Fixture) {
-    fixture
-        .module(
-            "kernel/a/mod-a.ko",
-            &Module::new("mod_a")
-                .export("fa")
-                .modinfo("alias", "pci:v1d*")
-                .modinfo("license", "GPL"),
-        )
-        .module(
-            "kernel/b/mod-b.ko",
-            &Module::new("mod_b")
-                .export("fb")
-                .undefined("fa")
-                .undefined("printk"),
-        )
-        .module(
-            "kernel/mod-c.ko",
-            &Module::new("mod_c")
-                .undefined("fb")
-                .undefined("fa")
-                .modinfo("softdep", "pre: mod-a"),
-        );
-}
 
 #[test]
 fn unreadable_and_corrupt_modules() {
@@ -400,4 +374,143 @@ fn mutated_modules_never_panic() {
         );
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// Symbolic links to directories that are not loops (a sibling, a cousin, a chain
+/// of links, a directory outside the tree) are walked like any directory.
+#[test]
+fn symlinked_directories_that_are_not_loops() {
+    let fixture = Fixture::new("symlinks");
+    healthy(&fixture);
+    fixture
+        .file("modules.order", "")
+        .file("modules.builtin", "")
+        .file("modules.builtin.modinfo", "");
+    let outside = fixture.root.join("outside");
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    std::fs::write(
+        outside.join("sub/ext-mod.ko"),
+        Module::new("ext_mod").undefined("fa").build(),
+    )
+    .unwrap();
+    let dir = fixture.dir();
+    let link = |target: &std::path::Path, at: &str| {
+        std::os::unix::fs::symlink(target, dir.join(at)).unwrap();
+    };
+    link("a".as_ref(), "kernel/sibling");
+    link("../a".as_ref(), "kernel/b/cousin");
+    link("sibling".as_ref(), "kernel/chain");
+    link(&outside, "kernel/outside");
+    assert_same("symlinked directories", &fixture, &[]);
+    assert_same("symlinked directories, -n", &fixture, &["-n"]);
+}
+
+/// Creates `names` as nested directories under `dir`, relative to each other (their
+/// paths may be longer than PATH_MAX), and `<prefix><level>.ko` with `data` in each.
+fn nested_dirs(dir: &std::path::Path, names: &[String], prefix: &str, data: &[u8]) {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    let mut fd = open(dir, OFlag::O_DIRECTORY | OFlag::O_RDONLY, Mode::empty()).unwrap();
+    for (level, name) in names.iter().enumerate() {
+        match mkdirat(&fd, name.as_str(), Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => panic!("mkdirat {name}: {e}"),
+        }
+        fd = openat(
+            &fd,
+            name.as_str(),
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let created = openat(
+            &fd,
+            format!("{prefix}{level}.ko").as_str(),
+            OFlag::O_CREAT | OFlag::O_WRONLY,
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        use std::io::Write;
+        std::fs::File::from(created).write_all(data).unwrap();
+    }
+}
+
+/// Module paths around and beyond PATH_MAX: kmod cannot create the modules whose
+/// path is too long, and its -A check stops at its path buffer's limits.
+#[test]
+fn paths_longer_than_path_max() {
+    let fixture = Fixture::new("longpath");
+    healthy(&fixture);
+    fixture
+        .file("modules.order", "")
+        .file("modules.builtin", "")
+        .file("modules.builtin.modinfo", "");
+    let names: Vec<String> = (0..18)
+        .map(|i| format!("{i:02}{}", "x".repeat(248)))
+        .collect();
+    let module = Module::new("deep").export("deep_sym").build();
+    nested_dirs(&fixture.dir().join("kernel"), &names, "deep", &module);
+    nested_dirs(&fixture.dir().join("kernel"), &names[..1], "up", &module);
+    assert_same("long paths", &fixture, &[]);
+    assert_same("long paths, -n", &fixture, &["-n"]);
+    let [(ours, _), _] = fixture.compare(&[]);
+    assert!(
+        text(&ours.stderr).contains("File name too long"),
+        "{}",
+        text(&ours.stderr)
+    );
+
+    // -A with nothing newer walks the whole tree and prints kmod's path messages.
+    fixture.file("modules.dep", "");
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(3600);
+    for m in ["kernel/a/mod-a.ko", "kernel/b/mod-b.ko", "kernel/mod-c.ko"] {
+        std::fs::File::options()
+            .write(true)
+            .open(fixture.dir().join(m))
+            .unwrap()
+            .set_modified(ahead - Duration::from_secs(7200))
+            .unwrap();
+    }
+    assert_same("long paths, -A", &fixture, &["-A"]);
+    let [(ours, _), _] = fixture.compare(&["-A"]);
+    assert!(
+        text(&ours.stderr).contains("path is too long"),
+        "{}",
+        text(&ours.stderr)
+    );
+}
+
+/// -A's message for an entry that is neither file nor directory names whatever
+/// kmod's path buffer last held, in any readdir order.
+#[test]
+fn quick_mode_unsupported_files() {
+    let fixture = Fixture::new("quickfifo");
+    healthy(&fixture);
+    fixture
+        .file("kernel/a/notes.txt", "")
+        .file("kernel/b/x.ko.txt", "");
+    let dir = fixture.dir();
+    for fifo in [
+        "kernel/fifo",
+        "kernel/a/fifo.ko",
+        "kernel/b/z",
+        "kernel/b/sub/fifo",
+    ] {
+        std::fs::create_dir_all(dir.join(fifo).parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(
+            &dir.join(fifo),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+    }
+    fixture.module("kernel/b/sub/late.ko", &Module::new("late"));
+    fixture.file("modules.dep", "");
+    assert_same("-A with fifos", &fixture, &["-A"]);
+    let [(ours, _), _] = fixture.compare(&["-A"]);
+    assert_eq!(
+        text(&ours.stderr).matches("unsupported file type").count(),
+        4,
+        "{}",
+        text(&ours.stderr)
+    );
 }

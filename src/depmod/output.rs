@@ -1,11 +1,18 @@
 //! The files depmod writes: generated in memory, in kmod's order (which is also
 //! the order of the messages generating them prints), then published together.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{DirBuilder, File};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
+use nix::dir::Dir;
 use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::{fsync, linkat, unlinkat, UnlinkatFlags};
 
 use crate::index::IndexBuilder;
 
@@ -132,13 +139,13 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// Inserts a value; `shown` is what a duplicate warning prints.
-    fn insert(
+    /// Inserts a value; `shown` makes what a duplicate warning prints.
+    fn insert<S: AsRef<[u8]>>(
         &mut self,
         key: &[u8],
         value: &[u8],
         priority: u32,
-        shown: &[u8],
+        shown: impl FnOnce() -> S,
     ) -> Result<(), Failure> {
         let (key, value) = (ascii(key)?, ascii(value)?);
         if self
@@ -147,7 +154,7 @@ impl<'a> Index<'a> {
         {
             if let Some(heading) = self.duplicates {
                 let mut msg = format!("duplicate module {heading}:\n").into_bytes();
-                msg.extend_from_slice(shown);
+                msg.extend_from_slice(shown().as_ref());
                 self.log.bytes(Prio::Warning, &msg);
             }
         }
@@ -322,7 +329,7 @@ impl Tree {
     fn deps_bin(&self, lines: &[Vec<u8>], log: &Log) -> Result<Vec<u8>, Failure> {
         let mut index = Index::new("modules.dep.bin", log, self.duplicates("deps"));
         for (i, (m, line)) in self.modules.iter().zip(lines).enumerate() {
-            index.insert(m.name(), line, i as u32, line)?;
+            index.insert(m.name(), line, i as u32, || line)?;
         }
         index.finish()
     }
@@ -352,8 +359,8 @@ impl Tree {
                     );
                     continue;
                 };
-                let shown = [&key[..], b" ", m.name()].concat();
-                index.insert(&key, m.name(), i as u32, &shown)?;
+                let shown = || [&key[..], b" ", m.name()].concat();
+                index.insert(&key, m.name(), i as u32, shown)?;
             }
         }
         index.finish()
@@ -396,8 +403,8 @@ impl Tree {
         for (name, owner) in self.symbols.owned() {
             let key = [&b"symbol:"[..], name].concat();
             let owner_name = self.modules[owner as usize].name();
-            let shown = [&key[..], b" ", owner_name].concat();
-            index.insert(&key, owner_name, owner, &shown)?;
+            let shown = || [&key[..], b" ", owner_name].concat();
+            index.insert(&key, owner_name, owner, shown)?;
         }
         index.finish()
     }
@@ -424,7 +431,7 @@ impl Tree {
                 name = Some(n);
             }
             if let Some(name) = &name {
-                index.insert(name, b"", 0, b"")?;
+                index.insert(name, b"", 0, || b"")?;
             }
         }
         index.finish()
@@ -463,7 +470,7 @@ impl Tree {
                 );
                 continue;
             };
-            index.insert(&alias, &module, 0, b"")?;
+            index.insert(&alias, &module, 0, || b"")?;
         }
         index.finish()
     }
@@ -535,61 +542,272 @@ pub fn prepare_output_dir(dir: &[u8]) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Publishes the files in `dir`: each is written to a temporary file there (mode
-/// 0644), and only once all are complete are they renamed over the old ones, so a
-/// failure leaves the previous files in place.
+/// Publishes the files in `dir`, each replacing the old one by rename, so that a
+/// reader sees either a complete old or a complete new file, and at most one
+/// temporary file exists at any moment (what a killed run can leave behind; the
+/// next run removes it). Every file is on disk before its name refers to it, and
+/// the directory is synced after the last rename.
+///
+/// Where the filesystem has unnamed temporary files (O_TMPFILE), all of them are
+/// written before the first is published, so a failure to write (a full disk)
+/// leaves every old file in place; each then gets its temporary name and is renamed
+/// at once. Otherwise each file is written to its named temporary file and renamed
+/// in turn.
 pub fn write_files(dir: &[u8], files: &[OutputFile], log: &Log) -> Result<(), Failure> {
+    let fd = Dir::open(
+        as_path(dir),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        Failure::fatal(format_args!(
+            "could not open directory {}: {}",
+            Show(dir),
+            strerror(e)
+        ))
+    })?;
+    remove_stale_temporaries(&fd, files);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let suffix = format!(
-        ".{}.{}.{}",
-        std::process::id(),
-        now.subsec_micros(),
-        now.as_secs()
-    );
-    let path_of = |name: &str| {
-        let mut p = dir.to_vec();
-        p.push(b'/');
-        p.extend_from_slice(name.as_bytes());
-        p
+    let publisher = Publisher {
+        dir,
+        fd,
+        suffix: format!(
+            ".{}.{}.{}",
+            std::process::id(),
+            now.subsec_micros(),
+            now.as_secs()
+        ),
+        log,
     };
-    let mut temps: Vec<Vec<u8>> = Vec::with_capacity(files.len());
-    let remove_all = |temps: &[Vec<u8>]| {
-        for t in temps {
-            let _ = std::fs::remove_file(as_path(t));
+    publisher.publish(files, true)
+}
+
+/// The name kmod gives the temporary file of output `name`, `name.PID.USEC.SEC`:
+/// the PID, if `file` is one.
+fn temporary_of(file: &[u8], name: &str) -> Option<i32> {
+    let rest = file.strip_prefix(name.as_bytes())?.strip_prefix(b".")?;
+    let mut numbers = rest.split(|&b| b == b'.');
+    let pid = numbers.next()?;
+    let all_digits = |n: &[u8]| !n.is_empty() && n.iter().all(u8::is_ascii_digit);
+    let rest: Vec<&[u8]> = numbers.collect();
+    if !all_digits(pid) || rest.len() != 2 || !rest.iter().all(|n| all_digits(n)) {
+        return None;
+    }
+    std::str::from_utf8(pid).ok()?.parse().ok()
+}
+
+/// Whether process `pid` may still be writing its temporary files. This process
+/// has not created any yet, so its own PID (reused from a killed run) is not.
+fn is_running(pid: i32) -> bool {
+    if pid <= 0 || pid as u32 == std::process::id() {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
+}
+
+/// Removes the temporary files of the output files that an earlier depmod, killed
+/// while writing, left in the directory.
+fn remove_stale_temporaries(dir: &Dir, files: &[OutputFile]) {
+    let Ok(mut listing) = Dir::openat(
+        dir.as_fd(),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let stale: Vec<Vec<u8>> = listing
+        .iter()
+        .map_while(Result::ok)
+        .map(|entry| entry.file_name().to_bytes().to_vec())
+        .filter(|name| {
+            files
+                .iter()
+                .find_map(|f| temporary_of(name, f.name))
+                .is_some_and(|pid| !is_running(pid))
+        })
+        .collect();
+    for name in stale {
+        let _ = unlinkat(
+            dir.as_fd(),
+            OsStr::from_bytes(&name),
+            UnlinkatFlags::NoRemoveDir,
+        );
+    }
+}
+
+/// How an unnamed file gets its name.
+#[derive(Clone, Copy)]
+enum Link {
+    /// linkat(fd, "", AT_EMPTY_PATH): needs a recent kernel or CAP_DAC_READ_SEARCH.
+    EmptyPath,
+    /// linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW): needs /proc.
+    Proc,
+}
+
+/// Writes output files into one directory, by its descriptor.
+struct Publisher<'a> {
+    dir: &'a [u8],
+    fd: Dir,
+    /// `.PID.USEC.SEC`, kmod's temporary file name suffix.
+    suffix: String,
+    log: &'a Log,
+}
+
+/// fsync's answer for a file or directory that cannot be synced at all.
+fn unsyncable(e: Errno) -> bool {
+    matches!(e, Errno::EINVAL | Errno::EROFS | Errno::ENOTSUP)
+}
+
+impl Publisher<'_> {
+    fn temporary(&self, name: &str) -> String {
+        format!("{name}{}", self.suffix)
+    }
+
+    /// `anonymous`: try unnamed temporary files first.
+    fn publish(&self, files: &[OutputFile], anonymous: bool) -> Result<(), Failure> {
+        let done = if anonymous {
+            self.publish_anonymous(files)?
+        } else {
+            0
+        };
+        for f in &files[done..] {
+            self.publish_named(f)?;
         }
-    };
-    for f in files {
-        let tmp_name = format!("{}{suffix}", f.name);
-        let tmp = path_of(&tmp_name);
-        let created = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(as_path(&tmp));
-        let mut file = match created {
-            Ok(file) => file,
-            Err(e) => {
-                log.log(
+        match fsync(self.fd.as_fd()) {
+            Err(e) if !unsyncable(e) => {
+                self.log.log(
                     Prio::Error,
                     format_args!(
-                        "openat({}, {tmp_name}, 301, 644): {}",
-                        Show(dir),
-                        strerror(io_errno(&e))
+                        "could not sync directory {}: {}",
+                        Show(self.dir),
+                        strerror(e)
                     ),
                 );
-                remove_all(&temps);
-                return Err(Failure::Reported);
+                Err(Failure::Reported)
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes all files unnamed, then publishes them one by one. Returns how many it
+    /// published: none without unnamed files here, fewer than all when one could not
+    /// be given a name (the rest go the named way).
+    fn publish_anonymous(&self, files: &[OutputFile]) -> Result<usize, Failure> {
+        let mut written = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let created = openat(
+                self.fd.as_fd(),
+                ".",
+                OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            );
+            let file = match created {
+                Ok(fd) => File::from(fd),
+                Err(_) if i == 0 => return Ok(0),
+                Err(e) => return Err(self.cannot_create(&self.temporary(f.name), e)),
+            };
+            self.fill(&file, f)?;
+            written.push(file);
+        }
+        let mut link = Link::EmptyPath;
+        for (i, (f, file)) in files.iter().zip(&written).enumerate() {
+            let tmp = self.temporary(f.name);
+            if !self.link(file, &tmp, &mut link) {
+                return Ok(i);
+            }
+            self.rename(&tmp, f.name)?;
+        }
+        Ok(files.len())
+    }
+
+    /// Gives an unnamed file the name `tmp`, by `link` or else the other way (which
+    /// then stays the way for the next files).
+    fn link(&self, file: &File, tmp: &str, link: &mut Link) -> bool {
+        let by_fd = || {
+            linkat(
+                file.as_fd(),
+                "",
+                self.fd.as_fd(),
+                tmp,
+                AtFlags::AT_EMPTY_PATH,
+            )
         };
-        temps.push(tmp);
-        // The creation mode went through the umask; the files are always 0644.
+        let by_proc = || {
+            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+            linkat(
+                nix::fcntl::AT_FDCWD,
+                proc_path.as_str(),
+                self.fd.as_fd(),
+                tmp,
+                AtFlags::AT_SYMLINK_FOLLOW,
+            )
+        };
+        let (first, second) = match link {
+            Link::EmptyPath => (Link::EmptyPath, Link::Proc),
+            Link::Proc => (Link::Proc, Link::EmptyPath),
+        };
+        for way in [first, second] {
+            let linked = match way {
+                Link::EmptyPath => by_fd(),
+                Link::Proc => by_proc(),
+            };
+            if linked.is_ok() {
+                *link = way;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Writes one file to its named temporary file and renames it.
+    fn publish_named(&self, f: &OutputFile) -> Result<(), Failure> {
+        let tmp = self.temporary(f.name);
+        let created = openat(
+            self.fd.as_fd(),
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        );
+        let file = File::from(created.map_err(|e| self.cannot_create(&tmp, e))?);
+        let filled = self.fill(&file, f);
+        drop(file);
+        if let Err(failure) = filled {
+            let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(failure);
+        }
+        self.rename(&tmp, f.name)
+    }
+
+    /// kmod's message for a temporary file it cannot create.
+    fn cannot_create(&self, tmp: &str, e: Errno) -> Failure {
+        self.log.log(
+            Prio::Error,
+            format_args!(
+                "openat({}, {tmp}, 301, 644): {}",
+                Show(self.dir),
+                strerror(e)
+            ),
+        );
+        Failure::Reported
+    }
+
+    /// Mode 0644 whatever the umask, the contents, then the data on disk.
+    fn fill(&self, mut file: &File, f: &OutputFile) -> Result<(), Failure> {
         let written = file
             .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .and_then(|()| file.write_all(&f.data));
-        if let Err(e) = written {
-            log.log(
+            .and_then(|()| file.write_all(&f.data))
+            .and_then(|()| match file.sync_all() {
+                Err(e) if unsyncable(io_errno(&e)) => Ok(()),
+                other => other,
+            });
+        written.map_err(|e| {
+            self.log.log(
                 Prio::Error,
                 format_args!(
                     "Could not create index '{}'. Output is truncated: {}",
@@ -597,24 +815,21 @@ pub fn write_files(dir: &[u8], files: &[OutputFile], log: &Log) -> Result<(), Fa
                     strerror(io_errno(&e))
                 ),
             );
-            remove_all(&temps);
-            return Err(Failure::Reported);
-        }
+            Failure::Reported
+        })
     }
-    for (i, (f, tmp)) in files.iter().zip(&temps).enumerate() {
-        if let Err(e) = std::fs::rename(as_path(tmp), as_path(&path_of(f.name))) {
-            remove_all(&temps[i..]);
-            return Err(Failure::fatal(format_args!(
-                "renameat({}, {}, {}, {}): {}",
-                Show(dir),
-                Show(&tmp[dir.len() + 1..]),
-                Show(dir),
-                f.name,
-                strerror(io_errno(&e))
-            )));
-        }
+
+    fn rename(&self, tmp: &str, name: &str) -> Result<(), Failure> {
+        renameat(self.fd.as_fd(), tmp, self.fd.as_fd(), name).map_err(|e| {
+            let _ = unlinkat(self.fd.as_fd(), tmp, UnlinkatFlags::NoRemoveDir);
+            Failure::fatal(format_args!(
+                "renameat({}, {tmp}, {}, {name}): {}",
+                Show(self.dir),
+                Show(self.dir),
+                strerror(e)
+            ))
+        })
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -652,6 +867,128 @@ mod tests {
             scan_major_minor(b"char-major--1-0", b"char-major-"),
             Some((u32::MAX, 0))
         );
+    }
+
+    /// A fresh directory holding the old versions of two output files.
+    fn directory(tag: &str) -> (std::path::PathBuf, Publisher<'static>) {
+        static LOG: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
+        let log = LOG.get_or_init(|| Log::new("test", 0));
+        let dir = std::env::temp_dir().join(format!("depmod-output-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["modules.dep", "modules.alias"] {
+            std::fs::write(dir.join(name), "old").unwrap();
+        }
+        let path: &'static [u8] = Vec::leak(dir.as_os_str().as_bytes().to_vec());
+        let fd = Dir::open(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let publisher = Publisher {
+            dir: path,
+            fd,
+            suffix: format!(".{}.1.2", std::process::id()),
+            log,
+        };
+        (dir, publisher)
+    }
+
+    fn outputs() -> Vec<OutputFile> {
+        vec![
+            OutputFile {
+                name: "modules.dep",
+                data: b"new dep\n".to_vec(),
+            },
+            OutputFile {
+                name: "modules.alias",
+                data: Vec::new(),
+            },
+        ]
+    }
+
+    fn check_published(dir: &std::path::Path) {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["modules.alias", "modules.dep"],
+            "no temporary file left"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("modules.dep")).unwrap(),
+            b"new dep\n"
+        );
+        assert_eq!(std::fs::read(dir.join("modules.alias")).unwrap(), b"");
+        for name in &names {
+            let mode = std::fs::metadata(dir.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "{name}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Where unnamed files are not available: named temporary files, in turn.
+    #[test]
+    fn publishes_through_named_temporaries() {
+        let (dir, publisher) = directory("named");
+        publisher.publish(&outputs(), false).unwrap();
+        check_published(&dir);
+    }
+
+    #[test]
+    fn publishes_through_unnamed_temporaries() {
+        let (dir, publisher) = directory("unnamed");
+        publisher.publish(&outputs(), true).unwrap();
+        check_published(&dir);
+    }
+
+    /// Naming an unnamed file through /proc, as where AT_EMPTY_PATH is refused.
+    #[test]
+    fn links_through_proc() {
+        let (dir, publisher) = directory("proc");
+        let fd = openat(
+            publisher.fd.as_fd(),
+            ".",
+            OFlag::O_TMPFILE | OFlag::O_WRONLY,
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let mut file = File::from(fd);
+        file.write_all(b"x").unwrap();
+        let mut link = Link::Proc;
+        assert!(publisher.link(&file, "linked", &mut link));
+        assert!(matches!(link, Link::Proc));
+        assert_eq!(std::fs::read(dir.join("linked")).unwrap(), b"x");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporary_file_names() {
+        assert_eq!(
+            temporary_of(b"modules.dep.123.45.1700000000", "modules.dep"),
+            Some(123)
+        );
+        assert_eq!(temporary_of(b"modules.dep.bin.1.2.3", "modules.dep"), None);
+        assert_eq!(
+            temporary_of(b"modules.dep.bin.1.2.3", "modules.dep.bin"),
+            Some(1)
+        );
+        for name in [
+            "modules.dep",
+            "modules.dep.1.2",
+            "modules.dep.1.2.3.4",
+            "modules.dep.a.2.3",
+            "modules.dep..2.3",
+            "modules.dep.1.2.",
+            "modules.dep.99999999999.2.3",
+        ] {
+            assert_eq!(temporary_of(name.as_bytes(), "modules.dep"), None, "{name}");
+        }
+        assert!(!is_running(std::process::id() as i32));
+        assert!(!is_running(0));
+        assert!(is_running(1));
     }
 
     #[test]

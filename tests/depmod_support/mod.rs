@@ -150,3 +150,70 @@ pub fn assert_same(what: &str, fixture: &Fixture, args: &[&str]) {
         );
     }
 }
+
+/// A few healthy modules that depend on each other.
+pub fn healthy(fixture: &Fixture) {
+    fixture
+        .module(
+            "kernel/a/mod-a.ko",
+            &kogen::Module::new("mod_a")
+                .export("fa")
+                .modinfo("alias", "pci:v1d*")
+                .modinfo("license", "GPL"),
+        )
+        .module(
+            "kernel/b/mod-b.ko",
+            &kogen::Module::new("mod_b")
+                .export("fb")
+                .undefined("fa")
+                .undefined("printk"),
+        )
+        .module(
+            "kernel/mod-c.ko",
+            &kogen::Module::new("mod_c")
+                .undefined("fb")
+                .undefined("fa")
+                .modinfo("softdep", "pre: mod-a"),
+        );
+}
+
+/// The eleven files depmod writes.
+pub const OUTPUTS: [&str; 11] = [
+    "modules.dep",
+    "modules.dep.bin",
+    "modules.alias",
+    "modules.alias.bin",
+    "modules.softdep",
+    "modules.weakdep",
+    "modules.symbols",
+    "modules.symbols.bin",
+    "modules.builtin.bin",
+    "modules.builtin.alias.bin",
+    "modules.devname",
+];
+
+/// The output file whose temporary file `name` is (kmod's `NAME.PID.USEC.SEC`).
+pub fn temporary_for(name: &str) -> Option<&'static str> {
+    OUTPUTS.iter().copied().find(|out| {
+        name.strip_prefix(out)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|rest| {
+                let parts: Vec<&str> = rest.split('.').collect();
+                parts.len() == 3
+                    && parts
+                        .iter()
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            })
+    })
+}
+
+/// The temporary files depmod left in `dir`, sorted.
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| temporary_for(n).is_some())
+        .collect();
+    names.sort();
+    names
+}

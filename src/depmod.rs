@@ -15,7 +15,6 @@ mod symbols;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fmt;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -23,84 +22,16 @@ use std::path::Path;
 use nix::errno::Errno;
 use rayon::prelude::*;
 
+use crate::compat::{fgets_lines, strerror, until_nul};
+use crate::diag::{Priority, Sink};
 use crate::elf::{split_strings, Class, ModuleElf};
-use crate::module::{ModuleError, ModuleFile};
+use crate::module::{name_from_path as modname, ModuleError, ModuleFile};
+use crate::msgf;
 
 pub use config::{load_rules, CONFIG_DIRS};
 pub use output::{prepare_output_dir, write_files, OutputFile};
 pub use scan::{is_up_to_date, Override, Rules, Search};
 use symbols::Symbols;
-
-/// Message priorities, numbered like syslog's: kmod's threshold is 4 plus one per `-v`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Prio {
-    Fatal = 2,
-    Error = 3,
-    Warning = 4,
-    Notice = 5,
-    Info = 6,
-    Debug = 7,
-}
-
-impl Prio {
-    fn label(self) -> &'static str {
-        match self {
-            Prio::Fatal => "FATAL",
-            Prio::Error => "ERROR",
-            Prio::Warning => "WARNING",
-            Prio::Notice => "NOTICE",
-            Prio::Info => "INFO",
-            Prio::Debug => "DEBUG",
-        }
-    }
-}
-
-/// kmod's tool log: `prog: LEVEL: message` on stderr, below a threshold.
-pub struct Log {
-    prog: String,
-    threshold: Prio,
-}
-
-impl Log {
-    /// The default threshold is WARNING; each `-v` lets one more level through.
-    pub fn new(prog: &str, verbose: usize) -> Log {
-        let threshold = match verbose {
-            0 => Prio::Warning,
-            1 => Prio::Notice,
-            2 => Prio::Info,
-            _ => Prio::Debug,
-        };
-        Log {
-            prog: prog.to_string(),
-            threshold,
-        }
-    }
-
-    pub fn enabled(&self, prio: Prio) -> bool {
-        prio <= self.threshold
-    }
-
-    /// Logs raw bytes: module paths and names are not necessarily UTF-8.
-    pub fn bytes(&self, prio: Prio, msg: &[u8]) {
-        if !self.enabled(prio) {
-            return;
-        }
-        let mut line = Vec::with_capacity(self.prog.len() + msg.len() + 12);
-        line.extend_from_slice(self.prog.as_bytes());
-        line.extend_from_slice(b": ");
-        line.extend_from_slice(prio.label().as_bytes());
-        line.extend_from_slice(b": ");
-        line.extend_from_slice(msg);
-        line.push(b'\n');
-        let _ = std::io::stderr().lock().write_all(&line);
-    }
-
-    pub fn log(&self, prio: Prio, msg: fmt::Arguments) {
-        if self.enabled(prio) {
-            self.bytes(prio, msg.to_string().as_bytes());
-        }
-    }
-}
 
 /// Why depmod stops with exit status 1.
 #[derive(Debug)]
@@ -111,53 +42,9 @@ pub enum Failure {
     Reported,
 }
 
-impl Failure {
-    fn fatal(msg: fmt::Arguments) -> Failure {
-        Failure::Fatal(msg.to_string().into_bytes())
-    }
-}
-
-/// The text of an errno as the C library's strerror words it (which std uses for
-/// OS errors, with a suffix; nix's own table words some differently).
-pub fn strerror(e: Errno) -> String {
-    let code = e as i32;
-    let text = std::io::Error::from_raw_os_error(code).to_string();
-    match text.strip_suffix(&format!(" (os error {code})")) {
-        Some(plain) => plain.to_string(),
-        None => text,
-    }
-}
-
-/// Where strtoul/strtoull start reading digits: past leading white space and an
-/// optional sign. Returns that offset and whether the sign was '-'.
-pub fn number_start(s: &[u8]) -> (usize, bool) {
-    let i = s
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
-        .unwrap_or(s.len());
-    match s.get(i) {
-        Some(b'-') => (i + 1, true),
-        Some(b'+') => (i + 1, false),
-        _ => (i, false),
-    }
-}
-
-fn io_errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32))
-}
-
 /// Bytes as a path.
 fn as_path(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
-}
-
-/// Displays bytes the way a C `%s` would, replacing what is not UTF-8.
-struct Show<'a>(&'a [u8]);
-
-impl fmt::Display for Show<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(self.0))
-    }
 }
 
 /// What the command line decided, apart from where modules come from.
@@ -216,37 +103,16 @@ impl Candidate {
     }
 }
 
-/// The normalised module name of a path: basename, cut at the first `.`, `-` → `_`.
-fn modname(path: &[u8]) -> Option<Vec<u8>> {
-    let base = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
-    if base.is_empty() {
-        return None;
-    }
-    Some(
-        base.iter()
-            .take_while(|&&b| b != b'.')
-            .map(|&b| if b == b'-' { b'_' } else { b })
-            .collect(),
-    )
-}
-
-/// The module-suffix test on raw file names.
-fn has_module_suffix(name: &[u8]) -> bool {
-    crate::module::MODULE_SUFFIXES
-        .iter()
-        .any(|s| name.len() > s.len() && name.ends_with(s.as_bytes()))
-}
-
 /// Collects the modules of a tree, then resolves everything ([`Depmod::build`]).
 pub struct Depmod<'a> {
     settings: Settings,
-    log: &'a Log,
+    log: &'a Sink,
     symbols: Symbols,
     candidates: HashMap<Vec<u8>, Candidate>,
 }
 
 impl<'a> Depmod<'a> {
-    pub fn new(settings: Settings, log: &'a Log) -> Depmod<'a> {
+    pub fn new(settings: Settings, log: &'a Sink) -> Depmod<'a> {
         Depmod {
             symbols: Symbols::new(settings.sym_prefix),
             settings,
@@ -268,44 +134,27 @@ impl<'a> Depmod<'a> {
     /// Adds one module given on the command line.
     pub fn add_file(&mut self, path: &[u8]) -> Result<(), Failure> {
         if !path.starts_with(b"/") {
-            return Err(Failure::fatal(format_args!(
-                "{}: not absolute path.",
-                Show(path)
-            )));
+            return Err(Failure::Fatal(msgf!("{}: not absolute path.", path)));
         }
-        let cannot_create = |e: Errno| {
-            Failure::fatal(format_args!(
-                "could not create module {}: {}",
-                Show(path),
-                strerror(e)
-            ))
-        };
+        let cannot_create =
+            |e: Errno| Failure::Fatal(msgf!("could not create module {}: {}", path, strerror(e)));
         nix::sys::stat::stat(as_path(path)).map_err(cannot_create)?;
         let name = modname(path).ok_or_else(|| cannot_create(Errno::ENOENT))?;
         if let Some(old) = self.candidates.get(&name) {
             if old.path == path {
-                self.log.log(
-                    Prio::Error,
-                    format_args!(
-                        "hash_add_unique {}: {}",
-                        Show(&name),
-                        strerror(Errno::EEXIST)
-                    ),
+                self.log.log_bytes(
+                    Priority::Error,
+                    msgf!("hash_add_unique {}: {}", &name, strerror(Errno::EEXIST)),
                 );
-                return Err(Failure::fatal(format_args!(
+                return Err(Failure::Fatal(msgf!(
                     "could not add module {}: {}",
-                    Show(path),
+                    path,
                     strerror(Errno::EEXIST)
                 )));
             }
-            self.log.log(
-                Prio::Error,
-                format_args!(
-                    "kmod_module '{}' already exists with different path: new-path='{}' old-path='{}'",
-                    Show(&name),
-                    Show(path),
-                    Show(&old.path)
-                ),
+            self.log.log_bytes(
+                Priority::Error,
+                msgf!("kmod_module '{}' already exists with different path: new-path='{}' old-path='{}'", &name, path, &old.path),
             );
             return Err(cannot_create(Errno::EEXIST));
         }
@@ -326,7 +175,7 @@ impl<'a> Depmod<'a> {
         // kmod builds its array by walking a 512-bucket hash table.
         modules.sort_by_cached_key(|m| (symbols::bucket(&m.name, 512), m.name.clone()));
         if modules.len() >= u16::MAX as usize {
-            return Err(Failure::fatal(format_args!(
+            return Err(Failure::Fatal(msgf!(
                 "could not build module array: {}",
                 strerror(Errno::ERANGE)
             )));
@@ -338,13 +187,13 @@ impl<'a> Depmod<'a> {
         for (i, (m, l)) in modules.iter().zip(&mut loaded).enumerate() {
             if let Some((errno, detail)) = l.error.take() {
                 if let Some(detail) = detail {
-                    log.log(Prio::Error, format_args!("{detail}"));
+                    log.log_bytes(Priority::Error, msgf!("{}", detail));
                 }
-                log.log(
-                    Prio::Error,
-                    format_args!(
+                log.log_bytes(
+                    Priority::Error,
+                    msgf!(
                         "failed to load symbols from {}: {}",
-                        Show(&m.path),
+                        &m.path,
                         strerror(errno)
                     ),
                 );
@@ -364,13 +213,9 @@ impl<'a> Depmod<'a> {
             for need in l.needs.iter() {
                 let Some((key, sym)) = symbols.find(need.name) else {
                     if settings.print_unknown && !need.weak {
-                        log.log(
-                            Prio::Warning,
-                            format_args!(
-                                "{} needs unknown symbol {}",
-                                Show(&m.path),
-                                Show(need.name)
-                            ),
+                        log.log_bytes(
+                            Priority::Warning,
+                            msgf!("{} needs unknown symbol {}", &m.path, need.name),
                         );
                     }
                     continue;
@@ -380,12 +225,12 @@ impl<'a> Depmod<'a> {
                     && !need.weak
                     && settings.print_unknown
                 {
-                    log.log(
-                        Prio::Warning,
-                        format_args!(
+                    log.log_bytes(
+                        Priority::Warning,
+                        msgf!(
                             "{} disagrees about version of symbol {}",
-                            Show(&m.path),
-                            Show(need.name)
+                            &m.path,
+                            need.name
                         ),
                     );
                 }
@@ -452,7 +297,7 @@ fn read_all(modules: &[Candidate]) -> Vec<Loaded> {
 }
 
 /// Moves the modules listed in `<dir>/modules.order` to the front, in file order.
-fn apply_modules_order(dirname: &[u8], modules: &mut Vec<Candidate>, log: &Log) {
+fn apply_modules_order(dirname: &[u8], modules: &mut Vec<Candidate>, log: &Sink) {
     const ORDER: &str = "modules.order";
     let Some(data) = output::read_at(dirname, ORDER, log) else {
         return;
@@ -465,17 +310,18 @@ fn apply_modules_order(dirname: &[u8], modules: &mut Vec<Candidate>, log: &Log) 
     let n = modules.len() as i64;
     let mut key = vec![1i64; modules.len()];
     let mut next = -n;
-    for (lineno, chunk) in output::fgets_lines(&data, 4096).enumerate() {
-        let line = output::c_str(chunk);
+    for (lineno, chunk) in fgets_lines(&data, 4096).enumerate() {
+        let line = until_nul(chunk);
         if line.is_empty() {
             continue;
         }
         let Some(line) = line.strip_suffix(b"\n") else {
-            log.log(
-                Prio::Error,
-                format_args!(
-                    "{}/{ORDER}:{} corrupted line misses '\\n'",
-                    Show(dirname),
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
+                    "{}/{}:{} corrupted line misses '\\n'",
+                    dirname,
+                    ORDER,
                     lineno + 1
                 ),
             );
@@ -643,7 +489,7 @@ pub struct Tree {
 impl Tree {
     /// Numbers the modules so each comes before what it needs, taking modules off a
     /// stack of those no remaining module needs; fails on dependency cycles.
-    fn number_topologically(&mut self, mut users: Vec<u32>, log: &Log) -> Result<(), Failure> {
+    fn number_topologically(&mut self, mut users: Vec<u32>, log: &Sink) -> Result<(), Failure> {
         let mut stack: Vec<u32> = (0..self.modules.len() as u32)
             .filter(|&i| users[i as usize] == 0)
             .collect();
@@ -688,18 +534,6 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn module_names_and_suffixes() {
-        assert_eq!(
-            modname(b"/x/snd-hda-intel.ko.xz").unwrap(),
-            b"snd_hda_intel"
-        );
-        assert_eq!(modname(b"foo.bar.ko").unwrap(), b"foo");
-        assert_eq!(modname(b"/x/"), None);
-        assert!(has_module_suffix(b"a.ko.zst"));
-        assert!(!has_module_suffix(b".ko"));
-    }
 
     #[test]
     fn relative_paths() {

@@ -170,74 +170,110 @@ impl Sink {
     }
 }
 
-/// A piece of a message: text, or the raw bytes of a name or path (which kmod prints
-/// as they are, UTF-8 or not).
-pub trait MsgPart {
-    fn msg_bytes(&self) -> &[u8];
+/// A piece of a message: text, a number, or the raw bytes of a name or path (which
+/// kmod prints as they are, UTF-8 or not).
+pub trait MsgArg {
+    fn append_to(&self, out: &mut Vec<u8>);
 }
 
-impl MsgPart for str {
-    fn msg_bytes(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl MsgPart for [u8] {
-    fn msg_bytes(&self) -> &[u8] {
-        self
-    }
-}
-
-impl MsgPart for std::ffi::OsStr {
-    fn msg_bytes(&self) -> &[u8] {
-        std::os::unix::ffi::OsStrExt::as_bytes(self)
-    }
-}
-
-impl MsgPart for std::path::Path {
-    fn msg_bytes(&self) -> &[u8] {
-        self.as_os_str().msg_bytes()
-    }
-}
-
-impl<T: MsgPart + ?Sized> MsgPart for &T {
-    fn msg_bytes(&self) -> &[u8] {
-        (**self).msg_bytes()
-    }
-}
-
-impl<const N: usize> MsgPart for [u8; N] {
-    fn msg_bytes(&self) -> &[u8] {
-        self
-    }
-}
-
-macro_rules! owned_part {
+macro_rules! bytes_arg {
     ($($t:ty),*) => {$(
-        impl MsgPart for $t {
-            fn msg_bytes(&self) -> &[u8] {
-                (**self).msg_bytes()
+        impl MsgArg for $t {
+            fn append_to(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(AsRef::<[u8]>::as_ref(self));
             }
         }
     )*};
 }
-owned_part!(
-    String,
-    Vec<u8>,
+bytes_arg!(str, [u8], String, Vec<u8>);
+
+macro_rules! os_arg {
+    ($($t:ty),*) => {$(
+        impl MsgArg for $t {
+            fn append_to(&self, out: &mut Vec<u8>) {
+                use std::os::unix::ffi::OsStrExt;
+                out.extend_from_slice(AsRef::<std::ffi::OsStr>::as_ref(self).as_bytes());
+            }
+        }
+    )*};
+}
+os_arg!(
+    std::ffi::OsStr,
     std::ffi::OsString,
-    std::path::PathBuf,
-    Cow<'_, str>
+    std::path::Path,
+    std::path::PathBuf
 );
 
-/// A message of bytes from parts that are text or raw names: `msg!["could not load ",
-/// path, ": ", strerror(e)]`.
+impl MsgArg for Cow<'_, str> {
+    fn append_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl<const N: usize> MsgArg for [u8; N] {
+    fn append_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+}
+
+impl<T: MsgArg + ?Sized> MsgArg for &T {
+    fn append_to(&self, out: &mut Vec<u8>) {
+        (**self).append_to(out);
+    }
+}
+
+macro_rules! number_arg {
+    ($($t:ty),*) => {$(
+        impl MsgArg for $t {
+            fn append_to(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(self.to_string().as_bytes());
+            }
+        }
+    )*};
+}
+number_arg!(i32, i64, u32, u64, usize);
+
+/// A message of bytes from parts that are text, numbers or raw names:
+/// `msg!["could not load ", path, ": ", strerror(e)]`.
 #[macro_export]
 macro_rules! msg {
     ($($part:expr),* $(,)?) => {{
         let mut message: Vec<u8> = Vec::new();
-        $( message.extend_from_slice($crate::diag::MsgPart::msg_bytes(&$part)); )*
+        $( $crate::diag::MsgArg::append_to(&$part, &mut message); )*
         message
     }};
+}
+
+/// A message of bytes from a template whose `{}` each take the next argument's
+/// bytes (C's `%s`, with names and paths kept as they are):
+/// `msgf!("could not open {}: {}", path, strerror(e))`.
+#[macro_export]
+macro_rules! msgf {
+    ($template:literal $(, $arg:expr)* $(,)?) => {{
+        let args: &[&dyn $crate::diag::MsgArg] = &[$(&$arg),*];
+        $crate::diag::fill_template($template, args)
+    }};
+}
+
+/// [`msgf!`]'s work: each `{}` of `template` replaced by the next argument.
+pub fn fill_template(template: &str, args: &[&dyn MsgArg]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(template.len());
+    let mut args = args.iter();
+    let mut pieces = template.split("{}");
+    if let Some(first) = pieces.next() {
+        out.extend_from_slice(first.as_bytes());
+    }
+    for piece in pieces {
+        if let Some(arg) = args.next() {
+            arg.append_to(&mut out);
+        }
+        out.extend_from_slice(piece.as_bytes());
+    }
+    debug_assert!(
+        args.next().is_none(),
+        "more arguments than {{}} in {template:?}"
+    );
+    out
 }
 
 /// libkmod's default threshold: ERROR, or what `KMOD_LOG` says: a number (followed by

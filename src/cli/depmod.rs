@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use crate::compat::{scan_u32, strerror};
 use crate::depmod::{
-    is_up_to_date, load_rules, number_start, prepare_output_dir, strerror, write_files, Depmod,
-    Failure, Log, Prio, Settings,
+    is_up_to_date, load_rules, prepare_output_dir, write_files, Depmod, Failure, Settings,
 };
+use crate::diag::{Priority, Sink};
+use crate::msgf;
 use crate::resolve::{kernel_release, MODULE_DIRECTORY};
 
 use super::{flag, help_or_version, parse, short_name, value};
@@ -141,14 +143,9 @@ fn last(m: &ArgMatches, id: &str) -> Option<Vec<u8>> {
 
 /// sscanf(s, "%u.%u") == 2: what depmod accepts as a kernel version.
 fn is_version_number(s: &[u8]) -> bool {
-    fn number(s: &[u8]) -> Option<&[u8]> {
-        let s = &s[number_start(s).0..];
-        let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
-        (digits > 0).then(|| &s[digits..])
-    }
-    number(s)
-        .and_then(|rest| rest.strip_prefix(b"."))
-        .and_then(number)
+    scan_u32(s)
+        .and_then(|(_, rest)| rest.strip_prefix(b"."))
+        .and_then(scan_u32)
         .is_some()
 }
 
@@ -170,7 +167,12 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let log = Log::new(prog, m.get_count("verbose") as usize);
+    // kmod's default threshold is WARNING; each -v lets one more level through.
+    let log = Sink::new(
+        prog,
+        Priority::Warning as i32 + i32::from(m.get_count("verbose")),
+        false,
+    );
 
     // getopt acts on -h, -V and a bad -P in the order it meets them.
     let flag_index = |id: &str| m.get_flag(id).then(|| m.index_of(id)).flatten();
@@ -184,7 +186,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
             .flatten()
             .all(|i| i > bad)
         {
-            log.log(Prio::Fatal, format_args!("-P only takes a single char"));
+            log.log_bytes(Priority::Fatal, msgf!("-P only takes a single char"));
             return 1;
         }
     }
@@ -198,9 +200,9 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         .unwrap_or_default();
     let version = match positional.first() {
         Some(v) if !is_version_number(v) => {
-            log.log(
-                Prio::Error,
-                format_args!("Bad version passed {}", String::from_utf8_lossy(v)),
+            log.log_bytes(
+                Priority::Error,
+                msgf!("Bad version passed {}", String::from_utf8_lossy(v)),
             );
             return 1;
         }
@@ -209,9 +211,9 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
             Ok(r) => r.into_vec(),
             Err(e) => {
                 let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
-                log.log(
-                    Prio::Fatal,
-                    format_args!("uname() failed: {}", strerror(errno)),
+                log.log_bytes(
+                    Priority::Fatal,
+                    msgf!("uname() failed: {}", strerror(errno)),
                 );
                 return 1;
             }
@@ -280,7 +282,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(Failure::Fatal(msg)) => {
-            log.bytes(Prio::Fatal, &msg);
+            log.log_bytes(Priority::Fatal, &msg);
             1
         }
         Err(Failure::Reported) => 1,
@@ -289,7 +291,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
 
 /// The input and output module directories: `<root>/<moduledir>/<version>` and the
 /// same under `-o`'s root, by plain concatenation; None after an error.
-fn directories(m: &ArgMatches, version: &[u8], log: &Log) -> Option<(Vec<u8>, Vec<u8>)> {
+fn directories(m: &ArgMatches, version: &[u8], log: &Sink) -> Option<(Vec<u8>, Vec<u8>)> {
     let root = last(m, "basedir").map(|b| absolute(&b)).unwrap_or_default();
     let out_root = last(m, "outdir").map(|o| absolute(&o));
     let moduledir = last(m, "moduledir").unwrap_or_else(|| MODULE_DIRECTORY.as_bytes().to_vec());
@@ -300,9 +302,9 @@ fn directories(m: &ArgMatches, version: &[u8], log: &Log) -> Option<(Vec<u8>, Ve
     let outdir = join(out_root.as_deref().unwrap_or(&root));
     for dir in [&dirname, &outdir] {
         if dir.len() >= PATH_MAX {
-            log.log(
-                Prio::Error,
-                format_args!(
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
                     "Bad directory {}: path too long",
                     String::from_utf8_lossy(dir)
                 ),
@@ -320,7 +322,7 @@ fn load_kernel_symbols(
     symvers: Option<Vec<u8>>,
     system_map: Option<Vec<u8>>,
     errsyms: bool,
-    log: &Log,
+    log: &Sink,
 ) -> bool {
     let (file, loaded) = match (symvers, system_map) {
         (Some(f), _) => {
@@ -333,7 +335,7 @@ fn load_kernel_symbols(
         }
         (None, None) => {
             if errsyms {
-                log.log(Prio::Warning, format_args!("-e needs -E or -F"));
+                log.log_bytes(Priority::Warning, msgf!("-e needs -E or -F"));
             }
             return true;
         }
@@ -342,13 +344,9 @@ fn load_kernel_symbols(
         return true;
     };
     let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
-    log.log(
-        Prio::Fatal,
-        format_args!(
-            "could not load {}: {}",
-            as_path(&file).display(),
-            strerror(errno)
-        ),
+    log.log_bytes(
+        Priority::Fatal,
+        msgf!("could not load {}: {}", as_path(&file), strerror(errno)),
     );
     false
 }

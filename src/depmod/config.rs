@@ -4,7 +4,11 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::{io_errno, strerror, Log, Override, Prio, Rules, Search, Show};
+use crate::compat::{io_errno, strerror};
+use crate::diag::{Priority, Sink};
+use crate::msgf;
+
+use super::{Override, Rules, Search};
 
 /// Where depmod.d files are looked for unless `-C` names others; for a file name
 /// found in several, the first directory wins.
@@ -18,7 +22,7 @@ pub const CONFIG_DIRS: [&str; 5] = [
 
 /// Reads the configuration files of `paths` (files or directories; the standard
 /// directories when None) for kernel `version`, in file-name order.
-pub fn load_rules(paths: Option<&[PathBuf]>, version: &[u8], log: &Log) -> Rules {
+pub fn load_rules(paths: Option<&[PathBuf]>, version: &[u8], log: &Sink) -> Rules {
     let defaults: Vec<PathBuf> = CONFIG_DIRS.iter().map(PathBuf::from).collect();
     let mut files: Vec<(Vec<u8>, PathBuf)> = Vec::new();
     for path in paths.unwrap_or(&defaults) {
@@ -29,9 +33,9 @@ pub fn load_rules(paths: Option<&[PathBuf]>, version: &[u8], log: &Log) -> Rules
     for (_, file) in &files {
         match std::fs::read(file) {
             Ok(text) => parse(&mut rules, &text, file, version, log),
-            Err(e) => log.log(
-                Prio::Error,
-                format_args!("file parse {}: {}", file.display(), strerror(io_errno(&e))),
+            Err(e) => log.log_bytes(
+                Priority::Error,
+                msgf!("file parse {}: {}", file, strerror(io_errno(&e))),
             ),
         }
     }
@@ -40,7 +44,7 @@ pub fn load_rules(paths: Option<&[PathBuf]>, version: &[u8], log: &Log) -> Rules
 
 /// Adds the configuration files `path` stands for, unless a file of the same name is
 /// there already.
-fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
+fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Sink) {
     let mut add = |name: &[u8], file: PathBuf| {
         if !files.iter().any(|(n, _)| n == name) {
             files.push((name.to_vec(), file));
@@ -57,9 +61,9 @@ fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
     let entries = match std::fs::read_dir(path) {
         Ok(entries) => entries,
         Err(e) => {
-            log.log(
-                Prio::Error,
-                format_args!("files list {}: {}", path.display(), strerror(io_errno(&e))),
+            log.log_bytes(
+                Priority::Error,
+                msgf!("files list {}: {}", path, strerror(io_errno(&e))),
             );
             return;
         }
@@ -71,31 +75,23 @@ fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
             continue;
         }
         if name.len() < 6 || !name.ends_with(b".conf") {
-            log.log(
-                Prio::Info,
-                format_args!(
-                    "All cfg files need .conf: {}/{}",
-                    path.display(),
-                    Show(name)
-                ),
+            log.log_bytes(
+                Priority::Info,
+                msgf!("All cfg files need .conf: {}/{}", path, name),
             );
             continue;
         }
         match std::fs::metadata(entry.path()) {
-            Err(_) => log.log(
-                Prio::Error,
-                format_args!(
-                    "Cannot stat directory entry: {}{}",
-                    path.display(),
-                    Show(name)
-                ),
+            Err(_) => log.log_bytes(
+                Priority::Error,
+                msgf!("Cannot stat directory entry: {}{}", path, name),
             ),
-            Ok(m) if m.is_dir() => log.log(
-                Prio::Error,
-                format_args!(
+            Ok(m) if m.is_dir() => log.log_bytes(
+                Priority::Error,
+                msgf!(
                     "Directories inside directories are not supported: {}/{}",
-                    path.display(),
-                    Show(name)
+                    path,
+                    name
                 ),
             ),
             Ok(_) => add(name, entry.path()),
@@ -110,8 +106,7 @@ fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
     pattern == b"*" || crate::compat::ere::is_match(pattern, version).unwrap_or(false)
 }
 
-fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log) {
-    let file = file.display();
+fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Sink) {
     for (number, line) in crate::config::logical_lines(text) {
         if line.first().is_none_or(|&b| b == b'#') {
             continue;
@@ -148,11 +143,13 @@ fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log)
                             subdir: args[2].to_vec(),
                         });
                     } else {
-                        log.log(
-                            Prio::Info,
-                            format_args!(
-                                "{file}:{number}: override kernel did not match {}",
-                                Show(args[1])
+                        log.log_bytes(
+                            Priority::Info,
+                            msgf!(
+                                "{}:{}: override kernel did not match {}",
+                                file,
+                                number,
+                                args[1]
                             ),
                         );
                     }
@@ -165,11 +162,13 @@ fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log)
                     if version_matches(args[0], version) {
                         rules.externals.push(args[1].to_vec());
                     } else {
-                        log.log(
-                            Prio::Info,
-                            format_args!(
-                                "{file}:{number}: external directory did not match {}",
-                                Show(args[0])
+                        log.log_bytes(
+                            Priority::Info,
+                            msgf!(
+                                "{}:{}: external directory did not match {}",
+                                file,
+                                number,
+                                args[0]
                             ),
                         );
                     }
@@ -177,11 +176,13 @@ fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log)
                 }
             },
             b"include" | b"make_map_files" => {
-                log.log(
-                    Prio::Info,
-                    format_args!(
-                        "{file}:{number}: command {} not implemented yet",
-                        Show(command)
+                log.log_bytes(
+                    Priority::Info,
+                    msgf!(
+                        "{}:{}: command {} not implemented yet",
+                        file,
+                        number,
+                        command
                     ),
                 );
                 false
@@ -189,11 +190,13 @@ fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log)
             _ => true,
         };
         if bad {
-            log.log(
-                Prio::Error,
-                format_args!(
-                    "{file}:{number}: ignoring bad line starting with '{}'",
-                    Show(command)
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
+                    "{}:{}: ignoring bad line starting with '{}'",
+                    file,
+                    number,
+                    command
                 ),
             );
         }
@@ -226,7 +229,7 @@ mod tests {
 
     #[test]
     fn directives() {
-        let log = Log::new("test", 0);
+        let log = Sink::silent();
         let mut rules = Rules::default();
         let text = b"search updates built-in\nexternal * /ext\nexternal ^9 /no\n\
                      override a 6.* extra\nexclude build2\n\tsearch external\n";

@@ -9,7 +9,8 @@
 
 use std::collections::HashSet;
 
-use super::{Log, Prio};
+use crate::diag::{Priority, Sink};
+use crate::msgf;
 
 /// One step of a walk: a module and the step it was reached from.
 struct Step {
@@ -54,7 +55,7 @@ impl Roots {
 struct Walk<'a> {
     names: &'a [&'a [u8]],
     deps: &'a [&'a [u32]],
-    log: &'a Log,
+    log: &'a Sink,
     roots: Roots,
     /// Set once a module is expanded, never reset (kmod's global flag).
     visited: Vec<bool>,
@@ -80,11 +81,11 @@ fn canonical(cycle: &[u32]) -> Vec<u32> {
 
 /// Prints a `Cycle detected:` line per cycle and the number of modules in cycles.
 /// `users` holds, per module, the dependents left over by the topological sort.
-pub(super) fn report(names: &[&[u8]], deps: &[&[u32]], users: &[u32], log: &Log) {
+pub(super) fn report(names: &[&[u8]], deps: &[&[u32]], users: &[u32], log: &Sink) {
     let walk = walk_all(names, deps, users, log);
-    log.log(
-        Prio::Error,
-        format_args!(
+    log.log_bytes(
+        Priority::Error,
+        msgf!(
             "Found {} modules in dependency cycles!",
             walk.in_cycles.len()
         ),
@@ -95,7 +96,7 @@ fn walk_all<'a>(
     names: &'a [&'a [u8]],
     deps: &'a [&'a [u32]],
     users: &[u32],
-    log: &'a Log,
+    log: &'a Sink,
 ) -> Walk<'a> {
     let mut walk = Walk {
         names,
@@ -137,7 +138,7 @@ impl Walk<'_> {
             line.extend_from_slice(b" -> ");
         }
         line.extend_from_slice(self.names[back_to as usize]);
-        self.log.bytes(Prio::Error, &line);
+        self.log.log_bytes(Priority::Error, &line);
     }
 
     fn from(&mut self, root: u32) {
@@ -210,7 +211,7 @@ mod tests {
         let users: Vec<u32> = (0..n as u32)
             .map(|i| edges.iter().filter(|e| e.1 == i).count() as u32)
             .collect();
-        let log = Log::new("test", 0);
+        let log = Sink::silent();
         let walk = walk_all(&names, &deps, &users, &log);
         let mut seen: Vec<Vec<u32>> = walk.reported.into_iter().collect();
         seen.sort();

@@ -16,7 +16,13 @@ use nix::unistd::{fsync, linkat, unlinkat, UnlinkatFlags};
 
 use crate::index::IndexBuilder;
 
-use super::{as_path, io_errno, modname, strerror, Failure, Log, Prio, Show, Tree};
+use crate::compat::{fgets_lines, io_errno, scan_u32, strerror, until_nul};
+use crate::diag::{Priority, Sink};
+use crate::module::name_from_path as modname;
+use crate::msgf;
+use crate::resolve::alias_normalize;
+
+use super::{as_path, Failure, Tree};
 
 /// One generated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,38 +31,14 @@ pub struct OutputFile {
     pub data: Vec<u8>,
 }
 
-/// Splits `data` the way repeated `fgets(buf, size, fp)` calls read it: each piece
-/// ends after a newline or once `size - 1` bytes were read.
-pub(super) fn fgets_lines(data: &[u8], size: usize) -> impl Iterator<Item = &[u8]> {
-    let mut rest = data;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let limit = rest.len().min(size - 1);
-        let end = rest[..limit]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(limit, |i| i + 1);
-        let (line, tail) = rest.split_at(end);
-        rest = tail;
-        Some(line)
-    })
-}
-
-/// What C string functions see of a buffer: everything before the first NUL.
-pub(super) fn c_str(bytes: &[u8]) -> &[u8] {
-    &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())]
-}
-
 /// Reads `<dir>/<name>`; when that fails, warns as kmod does and returns None.
-pub(super) fn read_at(dir: &[u8], name: &str, log: &Log) -> Option<Vec<u8>> {
+pub(super) fn read_at(dir: &[u8], name: &str, log: &Sink) -> Option<Vec<u8>> {
     if let Err(e) = File::open(as_path(dir)) {
-        log.log(
-            Prio::Warning,
-            format_args!(
+        log.log_bytes(
+            Priority::Warning,
+            msgf!(
                 "could not open directory {}: {}",
-                Show(dir),
+                dir,
                 strerror(io_errno(&e))
             ),
         );
@@ -68,39 +50,18 @@ pub(super) fn read_at(dir: &[u8], name: &str, log: &Log) -> Option<Vec<u8>> {
     match std::fs::read(as_path(&path)) {
         Ok(data) => Some(data),
         Err(e) => {
-            log.log(
-                Prio::Warning,
-                format_args!(
-                    "could not open {name} at {}: {}",
-                    Show(dir),
+            log.log_bytes(
+                Priority::Warning,
+                msgf!(
+                    "could not open {} at {}: {}",
+                    name,
+                    dir,
                     strerror(io_errno(&e))
                 ),
             );
             None
         }
     }
-}
-
-/// libkmod's alias normalisation on bytes: `-` → `_` outside brackets; None for an
-/// unmatched bracket. Like kmod, at most PATH_MAX - 1 bytes are looked at.
-fn alias_normalize(alias: &[u8]) -> Option<Vec<u8>> {
-    const LIMIT: usize = 4095;
-    let mut out = Vec::with_capacity(alias.len());
-    let mut i = 0;
-    while i < LIMIT && i < alias.len() {
-        match alias[i] {
-            b'-' => out.push(b'_'),
-            b']' => return None,
-            b'[' => {
-                let close = alias[i..].iter().position(|&b| b == b']')?;
-                out.extend_from_slice(&alias[i..=i + close]);
-                i += close;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    Some(out)
 }
 
 /// A key or value for an index: only 7-bit ASCII is allowed, anything else is FATAL.
@@ -124,13 +85,13 @@ fn ascii(s: &[u8]) -> Result<&str, Failure> {
 struct Index<'a> {
     name: &'static str,
     builder: IndexBuilder,
-    log: &'a Log,
+    log: &'a Sink,
     /// `-w`: the heading of the duplicate warning, or None to stay quiet.
     duplicates: Option<&'static str>,
 }
 
 impl<'a> Index<'a> {
-    fn new(name: &'static str, log: &'a Log, duplicates: Option<&'static str>) -> Index<'a> {
+    fn new(name: &'static str, log: &'a Sink, duplicates: Option<&'static str>) -> Index<'a> {
         Index {
             name,
             builder: IndexBuilder::new(),
@@ -155,7 +116,7 @@ impl<'a> Index<'a> {
             if let Some(heading) = self.duplicates {
                 let mut msg = format!("duplicate module {heading}:\n").into_bytes();
                 msg.extend_from_slice(shown().as_ref());
-                self.log.bytes(Prio::Warning, &msg);
+                self.log.log_bytes(Priority::Warning, &msg);
             }
         }
         Ok(())
@@ -165,9 +126,9 @@ impl<'a> Index<'a> {
     fn finish(self) -> Result<Vec<u8>, Failure> {
         let mut out = Vec::new();
         self.builder.write_to(&mut out).map_err(|e| {
-            self.log.log(
-                Prio::Error,
-                format_args!("Could not write index '{}': {e}", self.name),
+            self.log.log_bytes(
+                Priority::Error,
+                msgf!("Could not write index '{}': {}", self.name, e.to_string()),
             );
             Failure::Reported
         })?;
@@ -196,7 +157,7 @@ impl Stream<'_> {
     /// Reads up to `end`, a NUL or the end of the data, keeping at most `max`
     /// bytes. Returns the bytes only if `end` itself was reached, as kmod's
     /// parser counts anything else as empty.
-    fn read_to(&mut self, end: u8, max: usize, log: &Log) -> Vec<u8> {
+    fn read_to(&mut self, end: u8, max: usize, log: &Sink) -> Vec<u8> {
         let mut out = Vec::new();
         let mut c = self.getc();
         while let Some(b) = c {
@@ -213,7 +174,7 @@ impl Stream<'_> {
             )
             .into_bytes();
             msg.extend_from_slice(&out);
-            log.bytes(Prio::Warning, &msg);
+            log.log_bytes(Priority::Warning, &msg);
             out.pop();
         }
         if c == Some(end) {
@@ -235,32 +196,15 @@ impl Stream<'_> {
 /// sscanf(s, "<prefix>%u-%u"): both numbers with strtoul's rules, truncated to 32 bits.
 fn scan_major_minor(s: &[u8], prefix: &[u8]) -> Option<(u32, u32)> {
     let rest = s.strip_prefix(prefix)?;
-    let (major, rest) = scan_unsigned(rest)?;
-    let (minor, _) = scan_unsigned(rest.strip_prefix(b"-")?)?;
+    let (major, rest) = scan_u32(rest)?;
+    let (minor, _) = scan_u32(rest.strip_prefix(b"-")?)?;
     Some((major, minor))
-}
-
-fn scan_unsigned(s: &[u8]) -> Option<(u32, &[u8])> {
-    let (i, negative) = super::number_start(s);
-    let digits = s[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let value = s[i..i + digits].iter().try_fold(0u64, |v, &b| {
-        v.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    });
-    let value = match value {
-        None => u64::MAX,
-        Some(v) if negative => v.wrapping_neg(),
-        Some(v) => v,
-    };
-    Some((value as u32, &s[i + digits..]))
 }
 
 impl Tree {
     /// Generates the files in kmod's order. A dry run (`-n`) makes only the text
     /// files, as kmod's index generators do nothing when writing to stdout.
-    pub fn render(&self, log: &Log, dry_run: bool) -> Result<Vec<OutputFile>, Failure> {
+    pub fn render(&self, log: &Sink, dry_run: bool) -> Result<Vec<OutputFile>, Failure> {
         let lines = self.dep_lines();
         let mut files = Vec::with_capacity(11);
         let mut add = |name, data| files.push(OutputFile { name, data });
@@ -326,7 +270,7 @@ impl Tree {
         self.settings.warn_dups.then_some(heading)
     }
 
-    fn deps_bin(&self, lines: &[Vec<u8>], log: &Log) -> Result<Vec<u8>, Failure> {
+    fn deps_bin(&self, lines: &[Vec<u8>], log: &Sink) -> Result<Vec<u8>, Failure> {
         let mut index = Index::new("modules.dep.bin", log, self.duplicates("deps"));
         for (i, (m, line)) in self.modules.iter().zip(lines).enumerate() {
             index.insert(m.name(), line, i as u32, || line)?;
@@ -348,15 +292,12 @@ impl Tree {
         out
     }
 
-    fn aliases_bin(&self, log: &Log) -> Result<Vec<u8>, Failure> {
+    fn aliases_bin(&self, log: &Sink) -> Result<Vec<u8>, Failure> {
         let mut index = Index::new("modules.alias.bin", log, self.duplicates("alias"));
         for (i, m) in self.modules.iter().enumerate() {
             for alias in &m.aliases {
                 let Some(key) = alias_normalize(alias) else {
-                    log.log(
-                        Prio::Warning,
-                        format_args!("Unmatched bracket in {}", Show(alias)),
-                    );
+                    log.log_bytes(Priority::Warning, msgf!("Unmatched bracket in {}", alias));
                     continue;
                 };
                 let shown = || [&key[..], b" ", m.name()].concat();
@@ -398,7 +339,7 @@ impl Tree {
         out
     }
 
-    fn symbols_bin(&self, log: &Log) -> Result<Vec<u8>, Failure> {
+    fn symbols_bin(&self, log: &Sink) -> Result<Vec<u8>, Failure> {
         let mut index = Index::new("modules.symbols.bin", log, self.duplicates("syms"));
         for (name, owner) in self.symbols.owned() {
             let key = [&b"symbol:"[..], name].concat();
@@ -411,7 +352,7 @@ impl Tree {
 
     /// modules.builtin (one path per line) as an index of names. Missing input
     /// gives an empty file, as kmod publishes one.
-    fn builtin_bin(&self, log: &Log) -> Result<Vec<u8>, Failure> {
+    fn builtin_bin(&self, log: &Sink) -> Result<Vec<u8>, Failure> {
         let Some(data) = read_at(&self.settings.dirname, "modules.builtin", log) else {
             return Ok(Vec::new());
         };
@@ -420,11 +361,11 @@ impl Tree {
         // the previous name.
         let mut name: Option<Vec<u8>> = None;
         for chunk in fgets_lines(&data, 4096) {
-            let line = c_str(chunk);
+            let line = until_nul(chunk);
             if !line.first().is_some_and(u8::is_ascii_alphabetic) {
                 let mut msg = b"Invalid modules.builtin line: ".to_vec();
                 msg.extend_from_slice(line);
-                log.bytes(Prio::Error, &msg);
+                log.log_bytes(Priority::Error, &msg);
                 continue;
             }
             if let Some(n) = modname(line) {
@@ -439,7 +380,7 @@ impl Tree {
 
     /// The `alias` records of modules.builtin.modinfo (`module.key=value\0`) as an
     /// index, parsed with kmod's quirks: a record without `=` swallows the next one.
-    fn builtin_alias_bin(&self, log: &Log) -> Result<Vec<u8>, Failure> {
+    fn builtin_alias_bin(&self, log: &Sink) -> Result<Vec<u8>, Failure> {
         let Some(data) = read_at(&self.settings.dirname, "modules.builtin.modinfo", log) else {
             return Ok(Vec::new());
         };
@@ -464,10 +405,7 @@ impl Tree {
                 continue;
             }
             let Some(alias) = alias_normalize(&value) else {
-                log.log(
-                    Prio::Warning,
-                    format_args!("Unmatched bracket in {}", Show(&value)),
-                );
+                log.log_bytes(Priority::Warning, msgf!("Unmatched bracket in {}", &value));
                 continue;
             };
             index.insert(&alias, &module, 0, || b"")?;
@@ -477,7 +415,7 @@ impl Tree {
 
     /// Modules that create device nodes: a `devname:` alias together with a
     /// `char-major-M-m` or `block-major-M-m` one.
-    fn devname(&self, log: &Log) -> Vec<u8> {
+    fn devname(&self, log: &Sink) -> Vec<u8> {
         let mut out = Vec::new();
         for m in &self.modules {
             let mut devname: Option<&[u8]> = None;
@@ -496,13 +434,9 @@ impl Tree {
             }
             let Some(devname) = devname else { continue };
             let Some((kind, major, minor)) = node else {
-                log.log(
-                    Prio::Error,
-                    format_args!(
-                        "Module '{}' has devname ({}) but lacks major and minor information. Ignoring.",
-                        Show(m.name()),
-                        Show(devname)
-                    ),
+                log.log_bytes(
+                    Priority::Error,
+                    msgf!("Module '{}' has devname ({}) but lacks major and minor information. Ignoring.", m.name(), devname),
                 );
                 continue;
             };
@@ -526,16 +460,16 @@ pub fn prepare_output_dir(dir: &[u8]) -> Result<(), Failure> {
         .mode(0o755)
         .create(path)
         .map_err(|e| {
-            Failure::fatal(format_args!(
+            Failure::Fatal(msgf!(
                 "could not create directory {}: {}",
-                Show(dir),
+                dir,
                 strerror(io_errno(&e))
             ))
         })?;
     File::open(path).map_err(|e| {
-        Failure::fatal(format_args!(
+        Failure::Fatal(msgf!(
             "could not open directory {}: {}",
-            Show(dir),
+            dir,
             strerror(io_errno(&e))
         ))
     })?;
@@ -553,19 +487,13 @@ pub fn prepare_output_dir(dir: &[u8]) -> Result<(), Failure> {
 /// leaves every old file in place; each then gets its temporary name and is renamed
 /// at once. Otherwise each file is written to its named temporary file and renamed
 /// in turn.
-pub fn write_files(dir: &[u8], files: &[OutputFile], log: &Log) -> Result<(), Failure> {
+pub fn write_files(dir: &[u8], files: &[OutputFile], log: &Sink) -> Result<(), Failure> {
     let fd = Dir::open(
         as_path(dir),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| {
-        Failure::fatal(format_args!(
-            "could not open directory {}: {}",
-            Show(dir),
-            strerror(e)
-        ))
-    })?;
+    .map_err(|e| Failure::Fatal(msgf!("could not open directory {}: {}", dir, strerror(e))))?;
     remove_stale_temporaries(&fd, files);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -656,7 +584,7 @@ struct Publisher<'a> {
     fd: Dir,
     /// `.PID.USEC.SEC`, kmod's temporary file name suffix.
     suffix: String,
-    log: &'a Log,
+    log: &'a Sink,
 }
 
 /// fsync's answer for a file or directory that cannot be synced at all.
@@ -681,13 +609,9 @@ impl Publisher<'_> {
         }
         match fsync(self.fd.as_fd()) {
             Err(e) if !unsyncable(e) => {
-                self.log.log(
-                    Prio::Error,
-                    format_args!(
-                        "could not sync directory {}: {}",
-                        Show(self.dir),
-                        strerror(e)
-                    ),
+                self.log.log_bytes(
+                    Priority::Error,
+                    msgf!("could not sync directory {}: {}", self.dir, strerror(e)),
                 );
                 Err(Failure::Reported)
             }
@@ -786,13 +710,9 @@ impl Publisher<'_> {
 
     /// kmod's message for a temporary file it cannot create.
     fn cannot_create(&self, tmp: &str, e: Errno) -> Failure {
-        self.log.log(
-            Prio::Error,
-            format_args!(
-                "openat({}, {tmp}, 301, 644): {}",
-                Show(self.dir),
-                strerror(e)
-            ),
+        self.log.log_bytes(
+            Priority::Error,
+            msgf!("openat({}, {}, 301, 644): {}", self.dir, tmp, strerror(e)),
         );
         Failure::Reported
     }
@@ -807,9 +727,9 @@ impl Publisher<'_> {
                 other => other,
             });
         written.map_err(|e| {
-            self.log.log(
-                Prio::Error,
-                format_args!(
+            self.log.log_bytes(
+                Priority::Error,
+                msgf!(
                     "Could not create index '{}'. Output is truncated: {}",
                     f.name,
                     strerror(io_errno(&e))
@@ -822,10 +742,12 @@ impl Publisher<'_> {
     fn rename(&self, tmp: &str, name: &str) -> Result<(), Failure> {
         renameat(self.fd.as_fd(), tmp, self.fd.as_fd(), name).map_err(|e| {
             let _ = unlinkat(self.fd.as_fd(), tmp, UnlinkatFlags::NoRemoveDir);
-            Failure::fatal(format_args!(
-                "renameat({}, {tmp}, {}, {name}): {}",
-                Show(self.dir),
-                Show(self.dir),
+            Failure::Fatal(msgf!(
+                "renameat({}, {}, {}, {}): {}",
+                self.dir,
+                tmp,
+                self.dir,
+                name,
                 strerror(e)
             ))
         })
@@ -835,22 +757,6 @@ impl Publisher<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fgets_pieces() {
-        let pieces: Vec<&[u8]> = fgets_lines(b"ab\ncdefg\n\nh", 4).collect();
-        assert_eq!(pieces, [&b"ab\n"[..], b"cde", b"fg\n", b"\n", b"h"]);
-    }
-
-    #[test]
-    fn alias_normalisation() {
-        assert_eq!(
-            alias_normalize(b"pci:v*d[a-f]-x").unwrap(),
-            b"pci:v*d[a-f]_x"
-        );
-        assert_eq!(alias_normalize(b"a]b"), None);
-        assert_eq!(alias_normalize(b"a[b"), None);
-    }
 
     #[test]
     fn device_numbers() {
@@ -871,8 +777,8 @@ mod tests {
 
     /// A fresh directory holding the old versions of two output files.
     fn directory(tag: &str) -> (std::path::PathBuf, Publisher<'static>) {
-        static LOG: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
-        let log = LOG.get_or_init(|| Log::new("test", 0));
+        static LOG: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+        let log = LOG.get_or_init(Sink::silent);
         let dir = std::env::temp_dir().join(format!("depmod-output-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -17,9 +17,12 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, stat, FileStat, Mode, SFlag};
 
-use super::{
-    as_path, has_module_suffix, modname, strerror, Candidate, Depmod, Failure, Log, Prio, Show,
-};
+use crate::compat::strerror;
+use crate::diag::{Priority, Sink};
+use crate::module::{has_module_suffix, name_from_path as modname};
+use crate::msgf;
+
+use super::{as_path, Candidate, Depmod, Failure};
 
 /// Directory levels a walk enters below its starting directory. Each level holds a
 /// descriptor open, so this keeps a pathologically deep tree from using them all up
@@ -254,7 +257,7 @@ fn ancestor(levels: &[Level], id: Option<DirId>) -> Option<&Level> {
 }
 
 /// Regular file or directory, following symlinks; None after logging otherwise.
-fn kind_of(dir: &Dir, name: &[u8], ty: Option<Type>, path: &[u8], log: &Log) -> Option<bool> {
+fn kind_of(dir: &Dir, name: &[u8], ty: Option<Type>, path: &[u8], log: &Sink) -> Option<bool> {
     match ty {
         Some(Type::File) => return Some(false),
         Some(Type::Directory) => return Some(true),
@@ -267,32 +270,31 @@ fn kind_of(dir: &Dir, name: &[u8], ty: Option<Type>, path: &[u8], log: &Log) -> 
     } else if fmt == SFlag::S_IFDIR {
         Some(true)
     } else {
-        log.log(
-            Prio::Error,
-            format_args!("unsupported file type {}: {:o}", Show(path), fmt.bits()),
+        log.log_bytes(
+            Priority::Error,
+            msgf!(
+                "unsupported file type {}: {}",
+                path,
+                format!("{:o}", fmt.bits())
+            ),
         );
         None
     }
 }
 
 /// fstatat following symlinks, logging a failure as kmod does.
-fn stat_at(dir: &Dir, name: &[u8], log: &Log) -> Option<FileStat> {
+fn stat_at(dir: &Dir, name: &[u8], log: &Sink) -> Option<FileStat> {
     fstatat(dir.as_fd(), OsStr::from_bytes(name), AtFlags::empty())
         .map_err(|e| {
-            log.log(
-                Prio::Error,
-                format_args!(
-                    "fstatat({}, {}): {}",
-                    dir.as_raw_fd(),
-                    Show(name),
-                    strerror(e)
-                ),
+            log.log_bytes(
+                Priority::Error,
+                msgf!("fstatat({}, {}): {}", dir.as_raw_fd(), name, strerror(e)),
             )
         })
         .ok()
 }
 
-fn open_subdir(dir: &Dir, name: &[u8], log: &Log) -> Option<Dir> {
+fn open_subdir(dir: &Dir, name: &[u8], log: &Sink) -> Option<Dir> {
     match Dir::openat(
         dir.as_fd(),
         OsStr::from_bytes(name),
@@ -301,12 +303,12 @@ fn open_subdir(dir: &Dir, name: &[u8], log: &Log) -> Option<Dir> {
     ) {
         Ok(sub) => Some(sub),
         Err(e) => {
-            log.log(
-                Prio::Error,
-                format_args!(
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
                     "openat({}, {}, O_RDONLY): {}",
                     dir.as_raw_fd(),
-                    Show(name),
+                    name,
                     strerror(e)
                 ),
             );
@@ -333,9 +335,7 @@ impl Depmod<'_> {
         let mut warned = Warned::default();
         let dirname = self.settings.dirname.clone();
         self.scan_top(&chooser, &dirname, &mut warned)
-            .map_err(|e| {
-                Failure::fatal(format_args!("could not search modules: {}", strerror(e)))
-            })?;
+            .map_err(|e| Failure::Fatal(msgf!("could not search modules: {}", strerror(e))))?;
         for ext in rules.externals.iter().rev() {
             // A missing external directory is only reported.
             let _ = self.scan_top(&chooser, ext, &mut warned);
@@ -350,9 +350,9 @@ impl Depmod<'_> {
         warned: &mut Warned,
     ) -> Result<(), Errno> {
         let dir = open_dir(top).inspect_err(|&e| {
-            self.log.log(
-                Prio::Error,
-                format_args!("could not open directory {}: {}", Show(top), strerror(e)),
+            self.log.log_bytes(
+                Priority::Error,
+                msgf!("could not open directory {}: {}", top, strerror(e)),
             );
         })?;
         let mut path = top.to_vec();
@@ -383,13 +383,9 @@ impl Depmod<'_> {
             }
             if depth > MAX_DEPTH {
                 if !std::mem::replace(&mut warned.too_deep, true) {
-                    self.log.log(
-                        Prio::Warning,
-                        format_args!(
-                            "directories nested too deep: {} is more than {MAX_DEPTH} levels below {}; not searched",
-                            Show(&path),
-                            Show(top)
-                        ),
+                    self.log.log_bytes(
+                        Priority::Warning,
+                        msgf!("directories nested too deep: {} is more than {} levels below {}; not searched", &path, MAX_DEPTH, top),
                     );
                 }
                 continue;
@@ -401,12 +397,12 @@ impl Depmod<'_> {
             let id = dir_id(&sub);
             if let (Some(same), Some(id)) = (ancestor(&levels, id), id) {
                 if warned.loops.insert((parent, id)) {
-                    self.log.log(
-                        Prio::Warning,
-                        format_args!(
+                    self.log.log_bytes(
+                        Priority::Warning,
+                        msgf!(
                             "directory loop: {} leads back to {}; not searching it again",
-                            Show(&path),
-                            Show(&path[..same.base - 1])
+                            &path,
+                            &path[..same.base - 1]
                         ),
                     );
                 }
@@ -439,10 +435,8 @@ impl Depmod<'_> {
             .into_vec();
         if let Err(e) = stat(as_path(&absolute)) {
             for what in ["could not create module", "failed"] {
-                self.log.log(
-                    Prio::Error,
-                    format_args!("{what} {}: {}", Show(path), strerror(e)),
-                );
+                self.log
+                    .log_bytes(Priority::Error, msgf!("{} {}: {}", what, path, strerror(e)));
             }
             return;
         }
@@ -455,17 +449,13 @@ impl Depmod<'_> {
 
 /// `-A`: true when `<dir>/modules.dep` exists and no module file under `dir` has a
 /// newer modification time (in seconds, as kmod 34.2 compares).
-pub fn is_up_to_date(dirname: &[u8], log: &Log) -> bool {
+pub fn is_up_to_date(dirname: &[u8], log: &Sink) -> bool {
     let dir = match open_dir(dirname) {
         Ok(d) => d,
         Err(e) => {
-            log.log(
-                Prio::Error,
-                format_args!(
-                    "could not open directory {}: {}",
-                    Show(dirname),
-                    strerror(e)
-                ),
+            log.log_bytes(
+                Priority::Error,
+                msgf!("could not open directory {}: {}", dirname, strerror(e)),
             );
             return false;
         }
@@ -473,11 +463,11 @@ pub fn is_up_to_date(dirname: &[u8], log: &Log) -> bool {
     let dep_time = match fstatat(dir.as_fd(), "modules.dep", AtFlags::empty()) {
         Ok(st) => st.st_mtime,
         Err(e) => {
-            log.log(
-                Prio::Error,
-                format_args!(
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
                     "could not fstatat({}, modules.dep): {}",
-                    Show(dirname),
+                    dirname,
                     strerror(e)
                 ),
             );
@@ -490,7 +480,7 @@ pub fn is_up_to_date(dirname: &[u8], log: &Log) -> bool {
 /// kmod's freshness walk, messages and path limits included. `path` follows the
 /// contents of kmod's path buffer, which its messages print: a name stays in it
 /// until the next one is copied over it.
-fn has_newer_module(top: Dir, dirname: &[u8], time: i64, log: &Log) -> bool {
+fn has_newer_module(top: Dir, dirname: &[u8], time: i64, log: &Sink) -> bool {
     let mut path = dirname.to_vec();
     path.push(b'/');
     let mut levels = vec![Level::top(top, &path)];
@@ -512,7 +502,7 @@ fn has_newer_module(top: Dir, dirname: &[u8], time: i64, log: &Log) -> bool {
             let mut msg = b"path is too long ".to_vec();
             msg.extend_from_slice(&path);
             msg.extend_from_slice(&name);
-            log.bytes(Prio::Error, &msg);
+            log.log_bytes(Priority::Error, &msg);
             continue;
         }
         let Some(st) = stat_at(&level.dir, &name, log) else {
@@ -525,7 +515,7 @@ fn has_newer_module(top: Dir, dirname: &[u8], time: i64, log: &Log) -> bool {
             if base + name.len() + 2 + NAME_MAX >= PATH_MAX {
                 let mut msg = b"directory path is too long ".to_vec();
                 msg.extend_from_slice(&path);
-                log.bytes(Prio::Error, &msg);
+                log.log_bytes(Priority::Error, &msg);
                 continue;
             }
             if depth > MAX_DEPTH {
@@ -552,9 +542,13 @@ fn has_newer_module(top: Dir, dirname: &[u8], time: i64, log: &Log) -> bool {
                 return true;
             }
         } else {
-            log.log(
-                Prio::Error,
-                format_args!("unsupported file type {}: {:o}", Show(&path), fmt.bits()),
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
+                    "unsupported file type {}: {}",
+                    &path,
+                    format!("{:o}", fmt.bits())
+                ),
             );
         }
     }

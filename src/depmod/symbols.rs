@@ -7,8 +7,9 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::output::{c_str, fgets_lines};
-use super::{strerror, Log, Prio, Show};
+use crate::compat::{fgets_lines, strerror, strtoul, until_nul};
+use crate::diag::{Priority, Sink};
+use crate::msgf;
 
 /// Paul Hsieh's SuperFastHash as kmod computes it: 16-bit little-endian reads, and
 /// `char` (signed on x86) where single bytes are added.
@@ -117,13 +118,13 @@ impl Symbols {
     }
 
     /// Module.symvers lines `crc symbol vmlinux ...`: only the kernel's own symbols.
-    pub fn load_symvers(&mut self, path: &Path, log: &Log) -> std::io::Result<()> {
+    pub fn load_symvers(&mut self, path: &Path, log: &Sink) -> std::io::Result<()> {
         let data = std::fs::read(path)?;
         // kmod appends errno to the message for a bad CRC, which at that point still
         // holds ENOENT from setting up, or ERANGE after an overflowing CRC.
         let mut errno = Errno::ENOENT;
         for (lineno, chunk) in fgets_lines(&data, 10240).enumerate() {
-            let mut fields = c_str(chunk)
+            let mut fields = until_nul(chunk)
                 .split(|&b| b == b' ' || b == b'\t')
                 .filter(|f| !f.is_empty());
             let (Some(crc), Some(name), Some(place)) =
@@ -141,13 +142,13 @@ impl Symbols {
                     }
                     self.add(name, false, value, None);
                 }
-                None => log.log(
-                    Prio::Error,
-                    format_args!(
+                None => log.log_bytes(
+                    Priority::Error,
+                    msgf!(
                         "{}:{} Invalid symbol version {}: {}",
-                        path.display(),
+                        path,
                         lineno + 1,
-                        Show(crc),
+                        crc,
                         strerror(errno)
                     ),
                 ),
@@ -158,19 +159,19 @@ impl Symbols {
     }
 
     /// System.map lines `address type name`: the `__ksymtab_` entries.
-    pub fn load_system_map(&mut self, path: &Path, log: &Log) -> std::io::Result<()> {
+    pub fn load_system_map(&mut self, path: &Path, log: &Sink) -> std::io::Result<()> {
         let data = std::fs::read(path)?;
         for (lineno, chunk) in fgets_lines(&data, 10240).enumerate() {
-            let line = c_str(chunk);
+            let line = until_nul(chunk);
             let third = line.iter().position(|&b| b == b' ').and_then(|a| {
                 let b = line[a + 1..].iter().position(|&b| b == b' ')?;
                 Some(a + 1 + b + 1)
             });
             let Some(start) = third else {
-                let mut msg =
-                    format!("{}:{}: invalid line: ", path.display(), lineno + 1).into_bytes();
-                msg.extend_from_slice(line);
-                log.bytes(Prio::Error, &msg);
+                log.log_bytes(
+                    Priority::Error,
+                    msgf!("{}:{}: invalid line: {}", path, lineno + 1, line),
+                );
                 continue;
             };
             let mut name = &line[start..];
@@ -191,38 +192,12 @@ impl Symbols {
 }
 
 /// strtoull(s, &end, 16) that must consume all of `s`: the value, and whether it
-/// overflowed (saturating, as strtoull does). None when characters are left over.
+/// overflowed. None when characters are left over (or there were no digits, when
+/// strtoull consumes nothing).
 fn parse_hex(s: &[u8]) -> Option<(u64, bool)> {
-    let (mut i, negative) = super::number_start(s);
-    let hex = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
-    if s.get(i) == Some(&b'0') && matches!(s.get(i + 1), Some(b'x' | b'X')) && hex(s.get(i + 2)) {
-        i += 2;
-    }
-    let digits = s[i..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || i + digits != s.len() {
-        // Without digits strtoull consumes nothing, so the whole text is left over.
-        return None;
-    }
-    let mut value = 0u64;
-    let mut overflow = false;
-    for &b in &s[i..] {
-        let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-        match value.checked_mul(16).and_then(|v| v.checked_add(d)) {
-            Some(v) => value = v,
-            None => overflow = true,
-        }
-    }
-    if overflow {
-        return Some((u64::MAX, true));
-    }
-    Some((
-        if negative {
-            value.wrapping_neg()
-        } else {
-            value
-        },
-        false,
-    ))
+    strtoul(s, 16)
+        .filter(|n| n.end == s.len())
+        .map(|n| (n.value, n.overflow))
 }
 
 #[cfg(test)]

@@ -147,8 +147,13 @@ APT=(-o "Dir::Etc::SourceList=$REFDIR/apt/sources.list" -o Dir::Etc::SourceParts
 if [ "$(cat "$DEBS/.packages" 2>/dev/null)" != "${PACKAGES[*]}" ]; then
     step "downloading ${#PACKAGES[@]} trixie packages into $DEBS"
     rm -f "$DEBS"/*.deb "$DEBS/.packages"
-    (cd "$DEBS" && apt-get "${APT[@]}" download -qq "${PACKAGES[@]}" >&2) ||
-        die "apt-get download failed"
+    download() { (cd "$DEBS" && apt-get "${APT[@]}" download -qq "${PACKAGES[@]}" >&2); }
+    if ! download; then
+        # Lists older than the archive name versions it no longer has.
+        say "refreshing the trixie package lists and trying again"
+        apt-get "${APT[@]}" update -qq >&2 || die "apt-get update failed"
+        download || die "apt-get download failed"
+    fi
     echo "${PACKAGES[*]}" > "$DEBS/.packages"
 fi
 TREE_KEY=$( (echo "format $TREE_FORMAT"; cd "$DEBS" && ls ./*.deb) | sha256sum | cut -d' ' -f1)

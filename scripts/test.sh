@@ -3,8 +3,10 @@
 # runs formatting and lints, the hermetic tests (what plain `cargo test` runs), the
 # differential group against reference kmod 34.2 on real Debian module trees
 # (fetched into the cache the first time, ~250 MB), the host-tools group (manual
-# pages, shell completions, make install, depmod's traced system calls), and the end-to-end test that boots
-# Debian's kernel in QEMU with our static binary.
+# pages, shell completions, make install, depmod's traced system calls), and the
+# end-to-end tests that boot Debian's kernel in QEMU with our static binary: the
+# guest tests, a boot through an initramfs made by Debian's initramfs-tools, and that
+# boot's negative control (a broken module index, which must make it fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
@@ -33,3 +35,5 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --locked --release --all-features
 scripts/vm-test.sh
+scripts/initramfs-test.sh
+scripts/initramfs-test.sh -n index

@@ -34,6 +34,13 @@ pub struct Softdep {
     pub shown: Vec<u8>,
 }
 
+/// The two kinds of commands modprobe.d can give a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Install,
+    Remove,
+}
+
 /// A (module name or pattern, text) pair of the configuration.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
@@ -213,25 +220,28 @@ impl ModprobeConfig {
         out
     }
 
-    /// The `install` command configured for exactly this name (the lookup chain's
+    fn commands(&self, kind: Command) -> &[Entry] {
+        match kind {
+            Command::Install => &self.install,
+            Command::Remove => &self.remove,
+        }
+    }
+
+    /// The command of this kind configured for exactly this name (the lookup chain's
     /// commands step).
-    pub fn install_command(&self, name: &[u8]) -> Option<&[u8]> {
-        exact(&self.install, name)
+    pub fn command(&self, kind: Command, name: &[u8]) -> Option<&[u8]> {
+        self.commands(kind)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, cmd)| &cmd[..])
     }
 
-    /// The `remove` command configured for exactly this name.
-    pub fn remove_command(&self, name: &[u8]) -> Option<&[u8]> {
-        exact(&self.remove, name)
-    }
-
-    /// A module's install command: the first line whose pattern matches its name.
-    pub fn matching_install_command(&self, name: &[u8]) -> Option<&[u8]> {
-        first_match(&self.install, name)
-    }
-
-    /// A module's remove command: the first line whose pattern matches its name.
-    pub fn matching_remove_command(&self, name: &[u8]) -> Option<&[u8]> {
-        first_match(&self.remove, name)
+    /// A module's command of this kind: the first line whose pattern matches its name.
+    pub fn matching_command(&self, kind: Command, name: &[u8]) -> Option<&[u8]> {
+        self.commands(kind)
+            .iter()
+            .find(|(pattern, _)| fnmatch_bytes(pattern, name))
+            .map(|(_, cmd)| &cmd[..])
     }
 
     /// The first `softdep` line whose pattern matches the name.
@@ -262,18 +272,6 @@ impl ModprobeConfig {
     pub fn is_blacklisted(&self, name: &[u8]) -> bool {
         self.blacklist.iter().any(|b| b == name)
     }
-}
-
-fn exact<'a>(list: &'a [Entry], name: &[u8]) -> Option<&'a [u8]> {
-    list.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, cmd)| &cmd[..])
-}
-
-fn first_match<'a>(list: &'a [Entry], name: &[u8]) -> Option<&'a [u8]> {
-    list.iter()
-        .find(|(pattern, _)| fnmatch_bytes(pattern, name))
-        .map(|(_, cmd)| &cmd[..])
 }
 
 /// Adds the configuration files `path` stands for: the file itself, or a directory's
@@ -576,10 +574,14 @@ mod tests {
         assert_eq!(c.weakdeps[0].0, b"e");
         assert_eq!(strings(&c.weakdeps[0].1), ["f", "g"]);
         assert_eq!(
-            c.install_command(b"foo"),
+            c.command(Command::Install, b"foo"),
             Some(&b"/bin/true $CMDLINE_OPTS"[..])
         );
-        assert_eq!(c.matching_remove_command(b"foo"), Some(&b"/bin/false"[..]));
+        assert_eq!(c.command(Command::Install, b"fo*"), None);
+        assert_eq!(
+            c.matching_command(Command::Remove, b"foo"),
+            Some(&b"/bin/false"[..])
+        );
     }
 
     /// Bytes that are not UTF-8 pass through untouched.

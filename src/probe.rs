@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use crate::compat::{io_strerror, strerror};
-use crate::config::ModprobeConfig;
+use crate::config::{Command, ModprobeConfig};
 use crate::diag::{Fatal, Priority, Sink};
 use crate::kernel::{self, InitState, InsertFlags, Kernel, StateError};
 use crate::msg;
@@ -33,8 +33,8 @@ struct Module {
     dep_done: bool,
     deps: Vec<ModId>,
     builtin: Option<bool>,
-    install: Option<Option<Vec<u8>>>,
-    remove: Option<Option<Vec<u8>>>,
+    /// Install and remove commands (by [`Command`] index), once known.
+    commands: [Option<Option<Vec<u8>>>; 2],
     visited: bool,
     required: bool,
     ignorecmd: bool,
@@ -223,13 +223,13 @@ impl<'a> Context<'a> {
             match f.step {
                 Step::ModulesDep => self.load_deps(id),
                 Step::Commands => {
-                    let m = &mut self.modules[id];
-                    match self.config.install_command(&f.name) {
-                        Some(cmd) => m.install = Some(Some(cmd.to_vec())),
-                        None => {
-                            m.remove = Some(self.config.remove_command(&f.name).map(<[u8]>::to_vec))
-                        }
-                    }
+                    // An install command wins; else the step found a remove command.
+                    let kind = match self.config.command(Command::Install, &f.name) {
+                        Some(_) => Command::Install,
+                        None => Command::Remove,
+                    };
+                    let cmd = self.config.command(kind, &f.name).map(<[u8]>::to_vec);
+                    self.modules[id].commands[kind as usize] = Some(cmd);
                 }
                 Step::Builtin | Step::BuiltinAliases => self.modules[id].builtin = Some(true),
                 _ => {}
@@ -326,26 +326,17 @@ impl<'a> Context<'a> {
         self.config.options_for(&m.name, m.alias.as_deref())
     }
 
-    pub fn install_command(&mut self, id: ModId) -> Option<Vec<u8>> {
-        if self.modules[id].install.is_none() {
-            let cmd = self
-                .config
-                .matching_install_command(&self.modules[id].name)
-                .map(<[u8]>::to_vec);
-            self.modules[id].install = Some(cmd);
-        }
-        self.modules[id].install.clone().flatten()
-    }
-
-    pub fn remove_command(&mut self, id: ModId) -> Option<Vec<u8>> {
-        if self.modules[id].remove.is_none() {
-            let cmd = self
-                .config
-                .matching_remove_command(&self.modules[id].name)
-                .map(<[u8]>::to_vec);
-            self.modules[id].remove = Some(cmd);
-        }
-        self.modules[id].remove.clone().flatten()
+    /// The module's command of a kind: one the lookup found it by, else the first
+    /// line of that kind matching its name.
+    pub fn command(&mut self, id: ModId, kind: Command) -> Option<Vec<u8>> {
+        let m = &mut self.modules[id];
+        m.commands[kind as usize]
+            .get_or_insert_with(|| {
+                self.config
+                    .matching_command(kind, &m.name)
+                    .map(<[u8]>::to_vec)
+            })
+            .clone()
     }
 
     /// The pre and post softdeps of the first matching `softdep` line, each name
@@ -499,7 +490,7 @@ impl<'a> Context<'a> {
         actions: &mut dyn Actions,
     ) -> Result<(), Errno> {
         if let Some(cmd) = self
-            .install_command(m)
+            .command(m, Command::Install)
             .filter(|_| !self.modules[m].ignorecmd)
         {
             if flags.show {
@@ -630,7 +621,7 @@ impl<'a> Context<'a> {
             (Vec::new(), Vec::new(), None)
         } else {
             let (pre, post) = self.softdeps(id);
-            (pre, post, self.remove_command(id))
+            (pre, post, self.command(id, Command::Remove))
         };
         if cmd.is_none() && !flags.ignore_loaded {
             match self.state(id) {

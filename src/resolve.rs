@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compat::fnmatch::fnmatch_bytes;
 use crate::compat::{io_strerror, until_nul};
-use crate::config::ModprobeConfig;
+use crate::config::{Command, ModprobeConfig};
 use crate::index::{Index, IndexError};
 
 /// Where module directories live; callers prefix it with a root (`-b`, `-d`).
@@ -276,8 +276,8 @@ fn lookup_step(dir: &ModuleDir, config: &ModprobeConfig, alias: &[u8], step: Ste
         }
         Step::Symbols if alias.starts_with(b"symbol:") => searched(IndexKind::Symbols),
         Step::Commands
-            if config.install_command(alias).is_some()
-                || config.remove_command(alias).is_some() =>
+            if config.command(Command::Install, alias).is_some()
+                || config.command(Command::Remove, alias).is_some() =>
         {
             vec![found(alias, None)]
         }

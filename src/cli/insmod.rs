@@ -14,7 +14,7 @@ use crate::compat::{io_strerror, strerror};
 use crate::diag::Priority;
 use crate::msg;
 
-use super::{flag, short_name, start, tool_sink, with_common_flags, words};
+use super::{flag, start_tool, with_common_flags, words};
 
 const USAGE: &[&str] = &["[options] filename [module options]"];
 
@@ -43,12 +43,10 @@ fn insert_strerror(errno: Errno) -> String {
 }
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
-    let prog = short_name(argv0);
-    let m = match start(&command(), argv0, args, USAGE, 18) {
-        Ok(m) => m,
+    let (m, log) = match start_tool(&command(), argv0, args, USAGE) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    let log = tool_sink(prog, &m);
     let words = words(&m);
     let Some((filename, params)) = words.split_first() else {
         log.error("missing filename.");

@@ -10,7 +10,7 @@ use crate::kernel::{self, LiveKernel};
 use crate::compat::io_strerror;
 use crate::diag::Sink;
 
-use super::{short_name, start, tool_sink, with_common_flags};
+use super::{start_tool, with_common_flags};
 
 const USAGE: &[&str] = &["[options]"];
 
@@ -19,12 +19,10 @@ pub fn command() -> Command {
 }
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
-    let prog = short_name(argv0);
-    let m = match start(&command(), argv0, args, USAGE, 18) {
-        Ok(m) => m,
+    let (m, log) = match start_tool(&command(), argv0, args, USAGE) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    let log = tool_sink(prog, &m);
     if m.contains_id("args") {
         log.error("too many arguments provided.");
         return 1;

@@ -7,6 +7,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::diag::{Priority, Sink};
+use crate::resolve::ModuleDir;
 
 pub mod depmod;
 pub mod insmod;
@@ -286,6 +287,41 @@ pub fn start(
     match help_or_version(&m, cmd, short_name(argv0), usages, width) {
         Some(code) => Err(code),
         None => Ok(m),
+    }
+}
+
+/// [`start`] for insmod, rmmod and lsmod, with the sink their `-s` and `-v` ask for.
+pub fn start_tool(
+    cmd: &Command,
+    argv0: &str,
+    args: Vec<OsString>,
+    usages: &[&str],
+) -> Result<(ArgMatches, Sink), i32> {
+    let m = start(cmd, argv0, args, usages, 18)?;
+    let sink = tool_sink(short_name(argv0), &m);
+    Ok((m, sink))
+}
+
+/// The last value given for an option (getopt: a later one replaces an earlier one).
+pub fn last_value(m: &ArgMatches, id: &str) -> Option<OsString> {
+    m.get_many::<OsString>(id)
+        .and_then(|mut v| v.next_back().cloned())
+}
+
+/// The module directory of `-b`/`-d ROOT` and `-k`/`-S VERSION` (ids `root` and
+/// `version`), the running kernel's by default; None after logging why uname failed.
+pub fn module_dir(m: &ArgMatches, root: &str, version: &str, sink: &Sink) -> Option<ModuleDir> {
+    let root = last_value(m, root);
+    let version = last_value(m, version);
+    match ModuleDir::for_kernel(root.as_deref(), version.as_deref()) {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            sink.error(format_args!(
+                "uname() failed: {}",
+                crate::compat::io_strerror(&e)
+            ));
+            None
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::module::{has_module_suffix, name_from_path, ModuleError};
 use crate::msg;
 use crate::resolve::{self, absolute, Found, ModuleDir, ALIAS_CHAIN};
 
-use super::{flag, help_or_version, parse, short_name, value};
+use super::{flag, help_or_version, module_dir, parse, short_name, value};
 
 const USAGE: &[&str] = &["[options] <modulename|filename> [args]"];
 
@@ -87,17 +87,8 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         sink.error("missing module or filename.");
         return 1;
     }
-    let root = last_value(&m, "basedir");
-    let version = last_value(&m, "set-version");
-    let dir = match ModuleDir::for_kernel(root.as_deref(), version.as_deref()) {
-        Ok(d) => d,
-        Err(e) => {
-            sink.error(format_args!(
-                "uname() failed: {}",
-                crate::compat::io_strerror(&e)
-            ));
-            return 1;
-        }
+    let Some(dir) = module_dir(&m, "basedir", "set-version", &sink) else {
+        return 1;
     };
 
     let stdout = io::stdout();
@@ -123,11 +114,6 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         return 1;
     }
     i32::from(!ok)
-}
-
-fn last_value(m: &ArgMatches, id: &str) -> Option<OsString> {
-    m.get_many::<OsString>(id)
-        .and_then(|mut v| v.next_back().cloned())
 }
 
 /// The field to print: the last of `-a -d -l -p -n -F` on the command line wins.

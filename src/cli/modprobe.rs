@@ -16,9 +16,9 @@ use crate::kernel::LiveKernel;
 use crate::module::{options_from_words, ModuleFile};
 use crate::msg;
 use crate::probe::{Actions, Context, ModId, ProbeFlags, RemoveError, RemoveFlags};
-use crate::resolve::{IndexKind, ModuleDir};
+use crate::resolve::IndexKind;
 
-use super::{flag, parse, print_version, short_name, value};
+use super::{flag, last_value, module_dir, parse, print_version, short_name, value};
 
 fn long(id: &'static str, help: &'static str) -> Arg {
     Arg::new(id).long(id).help(help).action(ArgAction::SetTrue)
@@ -284,11 +284,6 @@ struct Options {
     fail_priority: Priority,
 }
 
-fn last_value(m: &ArgMatches, id: &str) -> Option<OsString> {
-    m.get_many::<OsString>(id)
-        .and_then(|mut v| v.next_back().cloned())
-}
-
 pub fn run(argv0: &str, mut args: Vec<OsString>) -> i32 {
     let prog = short_name(argv0).to_string();
     if let Some(env) = std::env::var_os("MODPROBE_OPTIONS") {
@@ -339,17 +334,8 @@ pub fn run(argv0: &str, mut args: Vec<OsString>) -> i32 {
         Sink::new(&prog, Priority::Warning as i32, use_syslog).error("missing parameters. See -h.");
         return 1;
     }
-    let root = last_value(&m, "dirname");
-    let version = last_value(&m, "set-version");
-    let dir = match ModuleDir::for_kernel(root.as_deref(), version.as_deref()) {
-        Ok(d) => d,
-        Err(e) => {
-            sink.error(format_args!(
-                "uname() failed: {}",
-                crate::compat::io_strerror(&e)
-            ));
-            return 1;
-        }
+    let Some(dir) = module_dir(&m, "dirname", "set-version", &sink) else {
+        return 1;
     };
     let opts = options(&m, verbose, wait);
     let live = LiveKernel::default();

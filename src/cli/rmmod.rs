@@ -13,7 +13,7 @@ use crate::resolve::ModuleDir;
 
 use crate::compat::strerror;
 
-use super::{flag, short_name, start, tool_sink, with_common_flags, words};
+use super::{flag, start_tool, with_common_flags, words};
 
 const USAGE: &[&str] = &["[options] [list of modulenames]"];
 
@@ -31,12 +31,10 @@ pub fn command() -> Command {
 }
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
-    let prog = short_name(argv0);
-    let m = match start(&command(), argv0, args, USAGE, 18) {
-        Ok(m) => m,
+    let (m, log) = match start_tool(&command(), argv0, args, USAGE) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    let log = tool_sink(prog, &m);
     let names = words(&m);
     if names.is_empty() {
         log.error("missing module name.");

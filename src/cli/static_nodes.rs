@@ -13,7 +13,7 @@ use crate::resolve::{kernel_release, MODULE_DIRECTORY};
 use crate::compat::{fgets_lines, io_strerror, is_space, scan_u32};
 use crate::msg;
 
-use super::{parse, value};
+use super::{last_value, parse, value};
 
 /// kmod reads modules.devname with fgets into a PATH_MAX buffer.
 const PATH_MAX: usize = 4096;
@@ -153,11 +153,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         help();
         return 0;
     }
-    let last = |id: &str| {
-        m.get_many::<OsString>(id)
-            .and_then(|mut v| v.next_back().cloned())
-    };
-    let format = last("format").unwrap_or_else(|| "human".into());
+    let format = last_value(&m, "format").unwrap_or_else(|| "human".into());
     let Some(format) = FORMATS
         .iter()
         .map(|(name, _)| *name)
@@ -195,7 +191,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    let mut out: Box<dyn Write> = match last("output") {
+    let mut out: Box<dyn Write> = match last_value(&m, "output") {
         None => Box::new(std::io::stdout().lock()),
         Some(path) => {
             let path = PathBuf::from(path);

@@ -12,26 +12,29 @@ use crate::signature::{self, SignatureInfo};
 /// File name endings that make a file a module (depmod, modinfo's file detection).
 pub const MODULE_SUFFIXES: [&str; 4] = [".ko", ".ko.gz", ".ko.xz", ".ko.zst"];
 
+/// Why a module file could not be read. Messages give the C library's text for the
+/// errno kmod reports (scripts match it), then what exactly was wrong.
 #[derive(Debug, thiserror::Error)]
+#[error("{}: {}", self.path().display(), self.cause())]
 pub enum ModuleError {
-    #[error("{}: {}", .0.display(), io_strerror(.1))]
     Io(PathBuf, std::io::Error),
-    #[error("{}: file too short to be a module ({} bytes)", .0.display(), .1)]
     TooShort(PathBuf, usize),
-    #[error("{}: {}", .0.display(), .1)]
     Decompress(PathBuf, DecompressError),
-    #[error("{}: {}", .0.display(), .1)]
     Elf(PathBuf, ElfError),
 }
 
 impl ModuleError {
-    /// The cause alone, for messages that already name the file.
+    /// The cause alone, for messages that already name the file: the errno's text,
+    /// and the details kmod does not give.
     pub fn cause(&self) -> String {
+        let text = crate::compat::strerror(self.errno());
         match self {
             ModuleError::Io(_, e) => io_strerror(e).into_owned(),
-            ModuleError::TooShort(_, n) => format!("file too short to be a module ({n} bytes)"),
-            ModuleError::Decompress(_, e) => e.to_string(),
-            ModuleError::Elf(_, e) => e.to_string(),
+            ModuleError::TooShort(_, n) => {
+                format!("{text} (file too short to be a module: {n} bytes)")
+            }
+            ModuleError::Decompress(_, e) => format!("{text} ({e})"),
+            ModuleError::Elf(_, e) => format!("{text} ({e})"),
         }
     }
 

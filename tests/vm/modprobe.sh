@@ -503,6 +503,13 @@ for f in truncated.ko.xz truncated.ko garbage.ko garbage.ko.xz elfhead.ko trunca
     else
         fail "insmod of a corrupt $f: the message does not name the file"
     fi
+    # The C library's text kmod ends its message with is in ours too.
+    text=$(sed -n 's/.*: //p' "$T/bad.ref.err" | tail -n 1)
+    if [ -n "$text" ] && grep -qF "$text" "$T/bad.ours.err"; then
+        pass "insmod of a corrupt $f: says '$text' as reference kmod does"
+    else
+        fail "insmod of a corrupt $f: does not say '$text' as reference kmod does"
+    fi
     sed 's/^/    ours | /' "$T/bad.ours.err"
     sed 's/^/    ref  | /' "$T/bad.ref.err"
 done

@@ -503,8 +503,11 @@ for f in truncated.ko.xz truncated.ko garbage.ko garbage.ko.xz elfhead.ko trunca
     else
         fail "insmod of a corrupt $f: the message does not name the file"
     fi
-    # The C library's text kmod ends its message with is in ours too.
+    # The C library's text kmod ends its message with is in ours too (but for
+    # gzip, which Debian's kmod cannot read at all: ENOSYS; we can, and say why
+    # the file is corrupt).
     text=$(sed -n 's/.*: //p' "$T/bad.ref.err" | tail -n 1)
+    case $f in *.gz) text="Invalid argument" ;; esac
     if [ -n "$text" ] && grep -qF "$text" "$T/bad.ours.err"; then
         pass "insmod of a corrupt $f: says '$text' as reference kmod does"
     else

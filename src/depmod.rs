@@ -7,6 +7,7 @@
 //! the index layout. Reading the module files is the slow part (decompression), so
 //! it runs in parallel; everything order-dependent runs afterwards, in kmod's order.
 
+pub mod cache;
 mod config;
 mod cycles;
 mod output;
@@ -73,6 +74,8 @@ struct Candidate {
     last_slash: usize,
     /// Offset of the path relative to the module directory, if the module is inside it.
     rel: Option<usize>,
+    /// The file's stat fields, taken before it is read.
+    id: Option<cache::FileId>,
 }
 
 impl Candidate {
@@ -85,6 +88,7 @@ impl Candidate {
             path,
             name,
             last_slash,
+            id: None,
         }
     }
 
@@ -109,6 +113,7 @@ pub struct Depmod<'a> {
     log: &'a Sink,
     symbols: Symbols,
     candidates: HashMap<Vec<u8>, Candidate>,
+    cache: Option<cache::Session>,
 }
 
 impl<'a> Depmod<'a> {
@@ -118,7 +123,20 @@ impl<'a> Depmod<'a> {
             settings,
             log,
             candidates: HashMap::new(),
+            cache: None,
         }
+    }
+
+    /// Reuses what `<dir>/modules.cache` says of unchanged module files, and with
+    /// `write` makes a new cache for [`Tree::save_cache`]. Called before the scan,
+    /// which stats the modules (see [`cache`] on why the order matters).
+    pub fn use_cache(&mut self, dir: &[u8], write: bool) {
+        self.cache = Some(cache::Session::open(
+            dir,
+            &self.settings.dirname,
+            write,
+            self.log,
+        ));
     }
 
     /// `-E`: kernel symbols and CRCs from a Module.symvers file.
@@ -138,7 +156,7 @@ impl<'a> Depmod<'a> {
         }
         let cannot_create =
             |e: Errno| Failure::Fatal(msgf!("could not create module {}: {}", path, strerror(e)));
-        nix::sys::stat::stat(as_path(path)).map_err(cannot_create)?;
+        let st = nix::sys::stat::stat(as_path(path)).map_err(cannot_create)?;
         let name = modname(path).ok_or_else(|| cannot_create(Errno::ENOENT))?;
         if let Some(old) = self.candidates.get(&name) {
             if old.path == path {
@@ -158,7 +176,8 @@ impl<'a> Depmod<'a> {
             );
             return Err(cannot_create(Errno::EEXIST));
         }
-        let candidate = Candidate::new(path.to_vec(), name.clone(), &self.settings.dirname);
+        let mut candidate = Candidate::new(path.to_vec(), name.clone(), &self.settings.dirname);
+        candidate.id = Some(cache::FileId::of(&st));
         self.candidates.insert(name, candidate);
         Ok(())
     }
@@ -170,6 +189,7 @@ impl<'a> Depmod<'a> {
             log,
             mut symbols,
             candidates,
+            cache,
         } = self;
         let mut modules: Vec<Candidate> = candidates.into_values().collect();
         // kmod builds its array by walking a 512-bucket hash table.
@@ -182,7 +202,14 @@ impl<'a> Depmod<'a> {
         }
         apply_modules_order(&settings.dirname, &mut modules, log);
 
-        let mut loaded = read_all(&modules);
+        let (mut loaded, cache) = match cache {
+            Some(mut session) => {
+                let loaded = read_all(&modules, Some(&mut session));
+                let new_cache = session.finish(&modules, &loaded, log);
+                (loaded, new_cache)
+            }
+            None => (read_all(&modules, None), None),
+        };
 
         for (i, (m, l)) in modules.iter().zip(&mut loaded).enumerate() {
             if let Some((errno, detail)) = l.error.take() {
@@ -271,24 +298,32 @@ impl<'a> Depmod<'a> {
             settings,
             modules,
             symbols,
+            cache,
         };
         tree.number_topologically(users, log)?;
         Ok(tree)
     }
 }
 
-/// Reads every module, on all cores. The largest files go first, so that no core is
-/// left idle at the end while another decompresses a big module.
-fn read_all(modules: &[Candidate]) -> Vec<Loaded> {
-    let size = |m: &Candidate| std::fs::metadata(as_path(&m.path)).map_or(0, |md| md.len());
-    let mut by_size: Vec<(u64, usize)> = modules.iter().map(size).zip(0..).collect();
+/// Reads every module the cache has nothing for, on all cores. The largest files
+/// go first, so that no core is left idle at the end while another decompresses a
+/// big module.
+fn read_all(modules: &[Candidate], mut cache: Option<&mut cache::Session>) -> Vec<Loaded> {
+    let mut loaded: Vec<Loaded> = Vec::with_capacity(modules.len());
+    let mut by_size: Vec<(i64, usize)> = Vec::new();
+    for (i, m) in modules.iter().enumerate() {
+        match cache.as_mut().and_then(|c| c.take(m.id)) {
+            Some(l) => loaded.push(l),
+            None => {
+                loaded.push(Loaded::default());
+                by_size.push((m.id.map_or(0, |id| id.size), i));
+            }
+        }
+    }
     by_size.sort_unstable_by(|a, b| b.cmp(a));
     let read: Vec<(usize, Loaded)> = by_size
         .par_iter()
         .map(|&(_, i)| (i, Loaded::read(&modules[i].path)))
-        .collect();
-    let mut loaded: Vec<Loaded> = std::iter::repeat_with(Loaded::default)
-        .take(modules.len())
         .collect();
     for (i, l) in read {
         loaded[i] = l;
@@ -484,9 +519,26 @@ pub struct Tree {
     settings: Settings,
     modules: Vec<Module>,
     symbols: Symbols,
+    /// A new module cache to publish.
+    cache: Option<cache::Pending>,
 }
 
 impl Tree {
+    /// Publishes the new module cache (if the run made one) the way the output
+    /// files are published. Call it after them: a cache never stands in for them.
+    /// A cache that cannot be written only costs the next run time, so its
+    /// troubles are shown at debug verbosity, not as errors.
+    pub fn save_cache(&mut self, log: &Sink) {
+        let Some(pending) = self.cache.take() else {
+            return;
+        };
+        let demoted = log.threshold() - (Priority::Debug as i32 - Priority::Error as i32);
+        let quiet = Sink::new(log.prog(), demoted, false);
+        if let Err(Failure::Fatal(msg)) = pending.publish(&quiet) {
+            quiet.log_bytes(Priority::Error, &msg);
+        }
+    }
+
     /// Numbers the modules so each comes before what it needs, taking modules off a
     /// stack of those no remaining module needs; fails on dependency cycles.
     fn number_topologically(&mut self, mut users: Vec<u32>, log: &Sink) -> Result<(), Failure> {

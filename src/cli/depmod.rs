@@ -109,6 +109,18 @@ pub fn command() -> Command {
             "DIR",
             "Write under DIR instead of the root",
         ))
+        .arg(
+            Arg::new("cache")
+                .long("cache")
+                .help("Keep what was read of each module in modules.cache and reuse it\n(the default without -b)")
+                .action(ArgAction::Count),
+        )
+        .arg(
+            Arg::new("no-cache")
+                .long("no-cache")
+                .help("Neither read nor write modules.cache (the default with -b DIR)")
+                .action(ArgAction::Count),
+        )
         .arg(value(
             "filesyms",
             'F',
@@ -249,6 +261,10 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     if !load_kernel_symbols(&mut depmod, symvers, system_map, errsyms, &log) {
         return 1;
     }
+    // The cache describes a whole tree: runs on listed files neither read nor write it.
+    if all && cache_wanted(&m) {
+        depmod.use_cache(&outdir, !dry_run);
+    }
 
     let result = if all {
         // depmod.d is read only when scanning everything; -C replaces its directories.
@@ -261,23 +277,22 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     };
     let result = result
         .and_then(|()| depmod.build())
-        .and_then(|tree| {
+        .and_then(|mut tree| {
             if !dry_run {
                 prepare_output_dir(&outdir)?;
             }
-            tree.render(&log, dry_run)
-        })
-        .and_then(|files| {
+            let files = tree.render(&log, dry_run)?;
             if dry_run {
                 let mut out = std::io::stdout().lock();
                 for f in &files {
                     let _ = out.write_all(&f.data);
                 }
                 let _ = out.flush();
-                Ok(())
-            } else {
-                write_files(&outdir, &files, &log)
+                return Ok(());
             }
+            write_files(&outdir, &files, &log)?;
+            tree.save_cache(&log);
+            Ok(())
         });
     match result {
         Ok(()) => 0,
@@ -287,6 +302,33 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         }
         Err(Failure::Reported) => 1,
     }
+}
+
+/// Whether to use the module cache: `--cache` or `--no-cache` (the last one given),
+/// else `KMOD_DEPMOD_CACHE=1` or `0`, else only for the live module directory (no
+/// `-b`, or `-b /`). Trees under another base directory are staging trees that
+/// get packed (initramfs images, packages), which must hold what kmod writes.
+fn cache_wanted(m: &ArgMatches) -> bool {
+    // A counted flag's index is that of its last occurrence.
+    let given = |id: &str| {
+        (m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .then(|| m.indices_of(id).and_then(Iterator::max))
+            .flatten()
+    };
+    match (given("cache"), given("no-cache")) {
+        (Some(on), Some(off)) => return on > off,
+        (Some(_), None) => return true,
+        (None, Some(_)) => return false,
+        (None, None) => {}
+    }
+    match std::env::var_os("KMOD_DEPMOD_CACHE").as_deref() {
+        Some(v) if v == "1" => return true,
+        Some(v) if v == "0" => return false,
+        _ => {}
+    }
+    last(m, "basedir").is_none_or(|b| {
+        std::fs::canonicalize(as_path(&b)).is_ok_and(|p| p == Path::new("/"))
+    })
 }
 
 /// The input and output module directories: `<root>/<moduledir>/<version>` and the

@@ -488,28 +488,70 @@ pub fn prepare_output_dir(dir: &[u8]) -> Result<(), Failure> {
 /// at once. Otherwise each file is written to its named temporary file and renamed
 /// in turn.
 pub fn write_files(dir: &[u8], files: &[OutputFile], log: &Sink) -> Result<(), Failure> {
-    let fd = Dir::open(
+    let fd = open_output_dir(dir)
+        .map_err(|e| Failure::Fatal(msgf!("could not open directory {}: {}", dir, strerror(e))))?;
+    let names: Vec<&str> = files.iter().map(|f| f.name).collect();
+    remove_stale_temporaries(&fd, &names);
+    Publisher::new(dir, fd, log).publish(files, true)
+}
+
+fn open_output_dir(dir: &[u8]) -> nix::Result<Dir> {
+    Dir::open(
         as_path(dir),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Failure::Fatal(msgf!("could not open directory {}: {}", dir, strerror(e))))?;
-    remove_stale_temporaries(&fd, files);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let publisher = Publisher {
-        dir,
-        fd,
-        suffix: format!(
-            ".{}.{}.{}",
-            std::process::id(),
-            now.subsec_micros(),
-            now.as_secs()
-        ),
-        log,
-    };
-    publisher.publish(files, true)
+}
+
+/// A file written and synced ahead of time as an unnamed temporary file in its
+/// directory, published later by [`Staged::publish`] like [`write_files`] does: its
+/// contents need not stay in memory meanwhile, and if it is never published,
+/// nothing of it remains.
+pub(super) struct Staged {
+    dir: Vec<u8>,
+    fd: Dir,
+    file: File,
+    name: &'static str,
+}
+
+impl Staged {
+    /// None where the directory does not exist (yet), cannot take unnamed files,
+    /// or the file cannot be written.
+    pub(super) fn new(dir: &[u8], f: &OutputFile) -> Option<Staged> {
+        let fd = open_output_dir(dir).ok()?;
+        let file = File::from(
+            openat(
+                fd.as_fd(),
+                ".",
+                OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .ok()?,
+        );
+        fill(&file, &f.data).ok()?;
+        Some(Staged {
+            dir: dir.to_vec(),
+            fd,
+            file,
+            name: f.name,
+        })
+    }
+
+    /// Gives the file its name, replacing the old file, and syncs the directory.
+    pub(super) fn publish(self, log: &Sink) -> Result<(), Failure> {
+        remove_stale_temporaries(&self.fd, &[self.name]);
+        let publisher = Publisher::new(&self.dir, self.fd, log);
+        let tmp = publisher.temporary(self.name);
+        if !publisher.link(&self.file, &tmp, &mut Link::EmptyPath) {
+            return Err(Failure::Fatal(msgf!(
+                "could not link {} at {}",
+                tmp,
+                &self.dir
+            )));
+        }
+        publisher.rename(&tmp, self.name)?;
+        publisher.sync_dir()
+    }
 }
 
 /// The name kmod gives the temporary file of output `name`, `name.PID.USEC.SEC`:
@@ -540,7 +582,7 @@ fn is_running(pid: i32) -> bool {
 
 /// Removes the temporary files of the output files that an earlier depmod, killed
 /// while writing, left in the directory.
-fn remove_stale_temporaries(dir: &Dir, files: &[OutputFile]) {
+fn remove_stale_temporaries(dir: &Dir, names: &[&str]) {
     let Ok(mut listing) = Dir::openat(
         dir.as_fd(),
         ".",
@@ -554,9 +596,9 @@ fn remove_stale_temporaries(dir: &Dir, files: &[OutputFile]) {
         .map_while(Result::ok)
         .map(|entry| entry.file_name().to_bytes().to_vec())
         .filter(|name| {
-            files
+            names
                 .iter()
-                .find_map(|f| temporary_of(name, f.name))
+                .find_map(|n| temporary_of(name, n))
                 .is_some_and(|pid| !is_running(pid))
         })
         .collect();
@@ -566,6 +608,16 @@ fn remove_stale_temporaries(dir: &Dir, files: &[OutputFile]) {
             OsStr::from_bytes(&name),
             UnlinkatFlags::NoRemoveDir,
         );
+    }
+}
+
+/// Mode 0644 whatever the umask, the contents, then the data on disk.
+fn fill(mut file: &File, data: &[u8]) -> std::io::Result<()> {
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    file.write_all(data)?;
+    match file.sync_all() {
+        Err(e) if unsyncable(io_errno(&e)) => Ok(()),
+        other => other,
     }
 }
 
@@ -592,7 +644,25 @@ fn unsyncable(e: Errno) -> bool {
     matches!(e, Errno::EINVAL | Errno::EROFS | Errno::ENOTSUP)
 }
 
-impl Publisher<'_> {
+impl<'a> Publisher<'a> {
+    /// A publisher whose temporary files are named for this process and moment.
+    fn new(dir: &'a [u8], fd: Dir, log: &'a Sink) -> Publisher<'a> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Publisher {
+            dir,
+            fd,
+            suffix: format!(
+                ".{}.{}.{}",
+                std::process::id(),
+                now.subsec_micros(),
+                now.as_secs()
+            ),
+            log,
+        }
+    }
+
     fn temporary(&self, name: &str) -> String {
         format!("{name}{}", self.suffix)
     }
@@ -607,16 +677,7 @@ impl Publisher<'_> {
         for f in &files[done..] {
             self.publish_named(f)?;
         }
-        match fsync(self.fd.as_fd()) {
-            Err(e) if !unsyncable(e) => {
-                self.log.log_bytes(
-                    Priority::Error,
-                    msgf!("could not sync directory {}: {}", self.dir, strerror(e)),
-                );
-                Err(Failure::Reported)
-            }
-            _ => Ok(()),
-        }
+        self.sync_dir()
     }
 
     /// Writes all files unnamed, then publishes them one by one. Returns how many it
@@ -717,16 +778,8 @@ impl Publisher<'_> {
         Failure::Reported
     }
 
-    /// Mode 0644 whatever the umask, the contents, then the data on disk.
-    fn fill(&self, mut file: &File, f: &OutputFile) -> Result<(), Failure> {
-        let written = file
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .and_then(|()| file.write_all(&f.data))
-            .and_then(|()| match file.sync_all() {
-                Err(e) if unsyncable(io_errno(&e)) => Ok(()),
-                other => other,
-            });
-        written.map_err(|e| {
+    fn fill(&self, file: &File, f: &OutputFile) -> Result<(), Failure> {
+        fill(file, &f.data).map_err(|e| {
             self.log.log_bytes(
                 Priority::Error,
                 msgf!(
@@ -737,6 +790,19 @@ impl Publisher<'_> {
             );
             Failure::Reported
         })
+    }
+
+    fn sync_dir(&self) -> Result<(), Failure> {
+        match fsync(self.fd.as_fd()) {
+            Err(e) if !unsyncable(e) => {
+                self.log.log_bytes(
+                    Priority::Error,
+                    msgf!("could not sync directory {}: {}", self.dir, strerror(e)),
+                );
+                Err(Failure::Reported)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn rename(&self, tmp: &str, name: &str) -> Result<(), Failure> {

@@ -131,12 +131,7 @@ impl<'a> Depmod<'a> {
     /// `write` makes a new cache for [`Tree::save_cache`]. Called before the scan,
     /// which stats the modules (see [`cache`] on why the order matters).
     pub fn use_cache(&mut self, dir: &[u8], write: bool) {
-        self.cache = Some(cache::Session::open(
-            dir,
-            &self.settings.dirname,
-            write,
-            self.log,
-        ));
+        self.cache = Some(cache::Session::open(dir, &self.settings.dirname, write));
     }
 
     /// `-E`: kernel symbols and CRCs from a Module.symvers file.
@@ -204,6 +199,7 @@ impl<'a> Depmod<'a> {
 
         let (mut loaded, cache) = match cache {
             Some(mut session) => {
+                session.wait(log);
                 let loaded = read_all(&modules, Some(&mut session));
                 let new_cache = session.finish(&modules, &loaded, log);
                 (loaded, new_cache)

@@ -523,9 +523,11 @@ fn read_file(path: &[u8]) -> Result<Vec<u8>, String> {
     Ok(data)
 }
 
+type Entries = HashMap<FileId, Loaded>;
+
 /// The entries of the cache at `path` if it was written by `producer` for `tree`;
 /// else why not.
-fn load(path: &[u8], producer: &[u8], tree: &[u8]) -> Result<HashMap<FileId, Loaded>, String> {
+fn load(path: &[u8], producer: &[u8], tree: &[u8]) -> Result<Entries, String> {
     let bytes = read_file(path)?;
     let cache = Cache::parse(&bytes).map_err(|e| e.to_string())?;
     if cache.producer != producer {
@@ -548,43 +550,72 @@ pub(super) struct Session {
     /// Err: this build cannot be identified, and no cache is used or written.
     producer: Result<Vec<u8>, &'static str>,
     tree: Vec<u8>,
-    entries: HashMap<FileId, Loaded>,
+    path: Vec<u8>,
+    /// The cache being read, while the directory walk runs.
+    loading: Option<Loading>,
+    entries: Entries,
     /// Entries handed out.
     reused: usize,
 }
 
+enum Loading {
+    Thread(std::thread::JoinHandle<Result<Entries, String>>),
+    Done(Result<Entries, String>),
+}
+
 impl Session {
-    /// Reads `<dir>/modules.cache` if it belongs to this build and to `tree`;
-    /// `write`: write the new cache when the run's files are written.
-    pub(super) fn open(dir: &[u8], tree: &[u8], write: bool, log: &Sink) -> Session {
+    /// Starts reading `<dir>/modules.cache` in the background, to be used if it
+    /// belongs to this build and to `tree`; `write`: make a new cache.
+    pub(super) fn open(dir: &[u8], tree: &[u8], write: bool) -> Session {
         let start = now_ns();
         let producer = producer(start);
         let mut path = dir.to_vec();
         path.push(b'/');
         path.extend_from_slice(FILE_NAME.as_bytes());
-        let loaded = match &producer {
-            Err(why) => Err(why.to_string()),
-            Ok(producer) => load(&path, producer, tree),
+        let loading = match &producer {
+            Err(why) => Loading::Done(Err(why.to_string())),
+            Ok(producer) => {
+                let (path, producer, tree) = (path.clone(), producer.clone(), tree.to_vec());
+                let job = move || load(&path, &producer, &tree);
+                match std::thread::Builder::new().spawn(job.clone()) {
+                    Ok(thread) => Loading::Thread(thread),
+                    Err(_) => Loading::Done(job()),
+                }
+            }
         };
-        let entries = loaded.unwrap_or_else(|why| {
-            log.log_bytes(
-                Priority::Debug,
-                msgf!("not using the module cache {}: {}", &path, why),
-            );
-            HashMap::new()
-        });
         Session {
             dir: dir.to_vec(),
             write,
             start,
             producer,
             tree: tree.to_vec(),
-            entries,
+            path,
+            loading: Some(loading),
+            entries: HashMap::new(),
             reused: 0,
         }
     }
 
-    /// What the cache holds for the file `id` identifies, if anything.
+    /// Waits for the cache to be read; says why, at debug level, if it is not used.
+    pub(super) fn wait(&mut self, log: &Sink) {
+        let loaded = match self.loading.take() {
+            None => return,
+            Some(Loading::Done(loaded)) => loaded,
+            Some(Loading::Thread(thread)) => thread
+                .join()
+                .unwrap_or_else(|_| Err("reading it failed".to_string())),
+        };
+        match loaded {
+            Ok(entries) => self.entries = entries,
+            Err(why) => log.log_bytes(
+                Priority::Debug,
+                msgf!("not using the module cache {}: {}", &self.path, why),
+            ),
+        }
+    }
+
+    /// What the cache holds for the file `id` identifies, if anything (after
+    /// [`Session::wait`]).
     pub(super) fn take(&mut self, id: Option<FileId>) -> Option<Loaded> {
         let loaded = self.entries.remove(&id?)?;
         self.reused += 1;

@@ -683,6 +683,10 @@ impl<'a> Publisher<'a> {
     /// Writes all files unnamed, then publishes them one by one. Returns how many it
     /// published: none without unnamed files here, fewer than all when one could not
     /// be given a name (the rest go the named way).
+    ///
+    /// The files are written and synced in parallel, one thread each: syncs that
+    /// wait together share the filesystem's journal commits, where one after the
+    /// other each waits for its own. Unnamed, they are invisible until published.
     fn publish_anonymous(&self, files: &[OutputFile]) -> Result<usize, Failure> {
         let mut written = Vec::with_capacity(files.len());
         for (i, f) in files.iter().enumerate() {
@@ -692,13 +696,38 @@ impl<'a> Publisher<'a> {
                 OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o644),
             );
-            let file = match created {
-                Ok(fd) => File::from(fd),
+            match created {
+                Ok(fd) => written.push(File::from(fd)),
                 Err(_) if i == 0 => return Ok(0),
                 Err(e) => return Err(self.cannot_create(&self.temporary(f.name), e)),
-            };
-            self.fill(&file, f)?;
-            written.push(file);
+            }
+        }
+        let filled: Vec<std::io::Result<()>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = files
+                .iter()
+                .zip(&written)
+                .map(|(f, file)| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || fill(file, &f.data))
+                        .map_err(|_| (f, file))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| match t {
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::Other))),
+                    // No thread to be had: this one here.
+                    Err((f, file)) => fill(file, &f.data),
+                })
+                .collect()
+        });
+        // The first failure in kmod's order is reported, as writing in turn would.
+        for (f, result) in files.iter().zip(&filled) {
+            if let Err(e) = result {
+                return Err(self.not_written(f, e));
+            }
         }
         let mut link = Link::EmptyPath;
         for (i, (f, file)) in files.iter().zip(&written).enumerate() {
@@ -760,7 +789,7 @@ impl<'a> Publisher<'a> {
             Mode::from_bits_truncate(0o644),
         );
         let file = File::from(created.map_err(|e| self.cannot_create(&tmp, e))?);
-        let filled = self.fill(&file, f);
+        let filled = fill(&file, &f.data).map_err(|e| self.not_written(f, &e));
         drop(file);
         if let Err(failure) = filled {
             let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -778,18 +807,17 @@ impl<'a> Publisher<'a> {
         Failure::Reported
     }
 
-    fn fill(&self, file: &File, f: &OutputFile) -> Result<(), Failure> {
-        fill(file, &f.data).map_err(|e| {
-            self.log.log_bytes(
-                Priority::Error,
-                msgf!(
-                    "Could not create index '{}'. Output is truncated: {}",
-                    f.name,
-                    strerror(io_errno(&e))
-                ),
-            );
-            Failure::Reported
-        })
+    /// kmod's message for a file it could not write.
+    fn not_written(&self, f: &OutputFile, e: &std::io::Error) -> Failure {
+        self.log.log_bytes(
+            Priority::Error,
+            msgf!(
+                "Could not create index '{}'. Output is truncated: {}",
+                f.name,
+                strerror(io_errno(e))
+            ),
+        );
+        Failure::Reported
     }
 
     fn sync_dir(&self) -> Result<(), Failure> {

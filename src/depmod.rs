@@ -197,85 +197,33 @@ impl<'a> Depmod<'a> {
         }
         apply_modules_order(&settings.dirname, &mut modules, log);
 
-        let (mut loaded, cache) = match cache {
-            Some(mut session) => {
-                session.wait(log);
-                let loaded = read_all(&modules, Some(&mut session));
-                let new_cache = session.finish(&modules, &loaded, log);
-                (loaded, new_cache)
-            }
-            None => (read_all(&modules, None), None),
-        };
-
-        for (i, (m, l)) in modules.iter().zip(&mut loaded).enumerate() {
-            if let Some((errno, detail)) = l.error.take() {
-                if let Some(detail) = detail {
-                    log.log_bytes(Priority::Error, msgf!("{}", detail));
-                }
-                log.log_bytes(
-                    Priority::Error,
-                    msgf!(
-                        "failed to load symbols from {}: {}",
-                        &m.path,
-                        strerror(errno)
-                    ),
-                );
-            }
-            for (name, crc) in std::mem::take(&mut l.exports) {
-                symbols.add(&name, false, crc, Some(i as u32));
-            }
+        let mut session = cache;
+        if let Some(session) = session.as_mut() {
+            session.wait(log);
         }
-
-        let mut deps: Vec<Vec<u32>> = vec![Vec::new(); modules.len()];
-        // The last module (plus one) found to need each module: a cheap check
-        // against adding a dependency twice.
-        let mut needed_by = vec![0u32; modules.len()];
-        let mut users = vec![0u32; modules.len()];
-        let stdout = std::io::stdout();
-        for (i, (m, l)) in modules.iter().zip(&loaded).enumerate() {
-            for need in l.needs.iter() {
-                let Some((key, sym)) = symbols.find(need.name) else {
-                    if settings.print_unknown && !need.weak {
-                        log.log_bytes(
-                            Priority::Warning,
-                            msgf!("{} needs unknown symbol {}", &m.path, need.name),
-                        );
-                    }
-                    continue;
+        let loaded = read_all(&modules, session.as_mut());
+        let (deps, users, cache) = match session {
+            None => {
+                let (deps, users) = resolve(&settings, &modules, &loaded, &mut symbols, log);
+                (deps, users, None)
+            }
+            // The new cache is made on another core while the symbols are resolved.
+            Some(session) => std::thread::scope(|scope| {
+                session.report(modules.len(), log);
+                let encode = || session.finish(&modules, &loaded);
+                let encoder = std::thread::Builder::new().spawn_scoped(scope, encode);
+                let (deps, users) = resolve(&settings, &modules, &loaded, &mut symbols, log);
+                let finished = match encoder {
+                    Ok(thread) => thread.join().unwrap_or(Ok(None)),
+                    Err(_) => encode(),
                 };
-                if settings.check_symvers
-                    && sym.crc != need.crc
-                    && !need.weak
-                    && settings.print_unknown
-                {
-                    log.log_bytes(
-                        Priority::Warning,
-                        msgf!(
-                            "{} disagrees about version of symbol {}",
-                            &m.path,
-                            need.name
-                        ),
-                    );
-                }
-                let Some(owner) = sym.owner else { continue };
-                if needed_by[owner as usize] == i as u32 + 1 {
-                    continue;
-                }
-                needed_by[owner as usize] = i as u32 + 1;
-                deps[i].push(owner);
-                users[owner as usize] += 1;
-                if settings.show_needs {
-                    let mut out = stdout.lock();
-                    let _ = out.write_all(&m.path);
-                    let _ = out.write_all(b" needs \"");
-                    let _ = out.write_all(key);
-                    let _ = out.write_all(b"\": ");
-                    let _ = out.write_all(&modules[owner as usize].path);
-                    let _ = out.write_all(b"\n");
-                    let _ = out.flush();
-                }
-            }
-        }
+                let cache = finished.unwrap_or_else(|e| {
+                    log.log_bytes(Priority::Debug, msgf!("module cache not written: {}", e.to_string()));
+                    None
+                });
+                (deps, users, cache)
+            }),
+        };
 
         let modules: Vec<Module> = modules
             .into_iter()
@@ -299,6 +247,88 @@ impl<'a> Depmod<'a> {
         tree.number_topologically(users, log)?;
         Ok(tree)
     }
+}
+
+/// Adds every module's exports to the symbol table (reporting modules that could
+/// not be read), then resolves each needed symbol to its exporter: each module's
+/// dependencies in the order found, and how many modules need each one.
+fn resolve(
+    settings: &Settings,
+    modules: &[Candidate],
+    loaded: &[Loaded],
+    symbols: &mut Symbols,
+    log: &Sink,
+) -> (Vec<Vec<u32>>, Vec<u32>) {
+    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
+        if let Some((errno, detail)) = &l.error {
+            if let Some(detail) = detail {
+                log.log_bytes(Priority::Error, msgf!("{}", detail));
+            }
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
+                    "failed to load symbols from {}: {}",
+                    &m.path,
+                    strerror(*errno)
+                ),
+            );
+        }
+        for (name, crc) in &l.exports {
+            symbols.add(name, false, *crc, Some(i as u32));
+        }
+    }
+
+    let mut deps: Vec<Vec<u32>> = vec![Vec::new(); modules.len()];
+    // The last module (plus one) found to need each module: a cheap check
+    // against adding a dependency twice.
+    let mut needed_by = vec![0u32; modules.len()];
+    let mut users = vec![0u32; modules.len()];
+    let stdout = std::io::stdout();
+    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
+        for need in l.needs.iter() {
+            let Some((key, sym)) = symbols.find(need.name) else {
+                if settings.print_unknown && !need.weak {
+                    log.log_bytes(
+                        Priority::Warning,
+                        msgf!("{} needs unknown symbol {}", &m.path, need.name),
+                    );
+                }
+                continue;
+            };
+            if settings.check_symvers
+                && sym.crc != need.crc
+                && !need.weak
+                && settings.print_unknown
+            {
+                log.log_bytes(
+                    Priority::Warning,
+                    msgf!(
+                        "{} disagrees about version of symbol {}",
+                        &m.path,
+                        need.name
+                    ),
+                );
+            }
+            let Some(owner) = sym.owner else { continue };
+            if needed_by[owner as usize] == i as u32 + 1 {
+                continue;
+            }
+            needed_by[owner as usize] = i as u32 + 1;
+            deps[i].push(owner);
+            users[owner as usize] += 1;
+            if settings.show_needs {
+                let mut out = stdout.lock();
+                let _ = out.write_all(&m.path);
+                let _ = out.write_all(b" needs \"");
+                let _ = out.write_all(key);
+                let _ = out.write_all(b"\": ");
+                let _ = out.write_all(&modules[owner as usize].path);
+                let _ = out.write_all(b"\n");
+                let _ = out.flush();
+            }
+        }
+    }
+    (deps, users)
 }
 
 /// Reads every module the cache has nothing for, on all cores. The largest files

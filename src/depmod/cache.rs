@@ -58,7 +58,7 @@ use std::io::Read;
 
 use nix::errno::Errno;
 use nix::sys::stat::FileStat;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::compat::{io_errno, strerror};
 use crate::diag::{Priority, Sink};
@@ -398,13 +398,31 @@ fn put_blob(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// The encoder's table hash: xxh3 of each piece. Its keys are a few hundred
+/// thousand short names, which the standard hash (built to resist chosen keys,
+/// which a module tree does not choose) takes several times longer over.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Table<K> = HashMap<K, u64, std::hash::BuildHasherDefault<NameHasher>>;
+
 /// Builds a cache file: names go into shared tables as entries refer to them.
 #[derive(Default)]
 struct Encoder<'a> {
     strings: Vec<&'a [u8]>,
-    string_index: HashMap<&'a [u8], u64>,
+    string_index: Table<&'a [u8]>,
     symbols: Vec<(u64, u64)>,
-    symbol_index: HashMap<(u64, u64), u64>,
+    symbol_index: Table<(u64, u64)>,
     entries: Vec<u8>,
     count: u64,
     /// What the names decode to, as [`Reader::spend`] will count it.
@@ -456,8 +474,8 @@ impl<'a> Encoder<'a> {
         self.entries = out;
     }
 
-    /// The file, or None when it would be refused on reading (too large).
-    fn finish(self, producer: &[u8], tree: &[u8]) -> Option<Vec<u8>> {
+    /// The file, or why it would be refused on reading.
+    fn finish(self, producer: &[u8], tree: &[u8]) -> Result<Vec<u8>, CacheError> {
         let mut out = Vec::with_capacity(self.entries.len() * 2);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&BYTE_ORDER.to_ne_bytes());
@@ -478,8 +496,13 @@ impl<'a> Encoder<'a> {
         out.extend_from_slice(&self.entries);
         let checksum = xxh3_64(&out[HEADER..]);
         out[16..HEADER].copy_from_slice(&checksum.to_ne_bytes());
-        let fits = out.len() <= MAX_SIZE && self.decoded <= EXPANSION.saturating_mul(out.len());
-        fits.then_some(out)
+        if out.len() > MAX_SIZE {
+            return Err(CacheError::TooLarge);
+        }
+        if self.decoded > EXPANSION.saturating_mul(out.len()) {
+            return Err(CacheError::Expansion);
+        }
+        Ok(out)
     }
 }
 
@@ -626,20 +649,13 @@ impl Session {
     /// old enough to be told from a later change. None when nothing is to be
     /// written: a dry run, or the same entries as the cache read at the start.
     pub(super) fn finish(
-        self,
+        &self,
         modules: &[Candidate],
         loaded: &[Loaded],
-        log: &Sink,
-    ) -> Option<Pending> {
-        log.log_bytes(
-            Priority::Debug,
-            msgf!(
-                "module cache: {} of {} modules reused",
-                self.reused,
-                modules.len()
-            ),
-        );
-        let producer = self.producer.as_deref().ok().filter(|_| self.write)?;
+    ) -> Result<Option<Pending>, CacheError> {
+        let Some(producer) = self.producer.as_deref().ok().filter(|_| self.write) else {
+            return Ok(None);
+        };
         let keep: Vec<(FileId, &Loaded)> = modules
             .iter()
             .zip(loaded)
@@ -649,7 +665,7 @@ impl Session {
             .collect();
         // Every entry read was handed out and nothing else is kept: unchanged.
         if self.entries.is_empty() && keep.len() == self.reused {
-            return None;
+            return Ok(None);
         }
         let mut encoder = Encoder::default();
         let mut seen = HashSet::new();
@@ -658,23 +674,29 @@ impl Session {
                 encoder.entry(id, l);
             }
         }
-        let Some(data) = encoder.finish(producer, &self.tree) else {
-            log.log_bytes(
-                Priority::Debug,
-                msgf!("module cache not written: larger than {} allows", FILE_NAME),
-            );
-            return None;
-        };
+        let data = encoder.finish(producer, &self.tree)?;
         let file = OutputFile {
             name: FILE_NAME,
             data,
         };
         // Written now, published after the output files: the run's peak memory
         // (rendering the indexes) comes later, without the cache in it.
-        Some(match Staged::new(&self.dir, &file) {
+        Ok(Some(match Staged::new(&self.dir, &file) {
             Some(staged) => Pending::Staged(staged),
-            None => Pending::InMemory(self.dir, file),
-        })
+            None => Pending::InMemory(self.dir.clone(), file),
+        }))
+    }
+
+    /// How much of the cache this run used, at debug level.
+    pub(super) fn report(&self, modules: usize, log: &Sink) {
+        log.log_bytes(
+            Priority::Debug,
+            msgf!(
+                "module cache: {} of {} modules reused",
+                self.reused,
+                modules
+            ),
+        );
     }
 }
 
@@ -786,7 +808,11 @@ mod tests {
         }
         let mut encoder = Encoder::default();
         encoder.entry(id(1, 10), &l);
-        assert!(encoder.finish(b"", b"").is_none(), "the writer leaves it out");
+        assert_eq!(
+            encoder.finish(b"", b"").err(),
+            Some(CacheError::Expansion),
+            "the writer leaves it out"
+        );
         // The same bytes made by hand: the reader refuses them.
         let mut encoder = Encoder::default();
         encoder.entry(id(1, 10), &l);

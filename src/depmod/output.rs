@@ -503,10 +503,12 @@ fn open_output_dir(dir: &[u8]) -> nix::Result<Dir> {
     )
 }
 
-/// A file written and synced ahead of time as an unnamed temporary file in its
-/// directory, published later by [`Staged::publish`] like [`write_files`] does: its
+/// A file written ahead of time as an unnamed temporary file in its directory,
+/// published later by [`Staged::publish`] by rename like [`write_files`] does: its
 /// contents need not stay in memory meanwhile, and if it is never published,
-/// nothing of it remains.
+/// nothing of it remains. Neither the file nor the directory is synced: this is
+/// for a file whose reader detects a version torn or lost in a crash, and for
+/// which an older version is as good (the module cache).
 pub(super) struct Staged {
     dir: Vec<u8>,
     fd: Dir,
@@ -528,7 +530,7 @@ impl Staged {
             )
             .ok()?,
         );
-        fill(&file, &f.data).ok()?;
+        fill(&file, &f.data, false).ok()?;
         Some(Staged {
             dir: dir.to_vec(),
             fd,
@@ -537,7 +539,7 @@ impl Staged {
         })
     }
 
-    /// Gives the file its name, replacing the old file, and syncs the directory.
+    /// Gives the file its name, replacing the old file.
     pub(super) fn publish(self, log: &Sink) -> Result<(), Failure> {
         remove_stale_temporaries(&self.fd, &[self.name]);
         let publisher = Publisher::new(&self.dir, self.fd, log);
@@ -549,8 +551,7 @@ impl Staged {
                 &self.dir
             )));
         }
-        publisher.rename(&tmp, self.name)?;
-        publisher.sync_dir()
+        publisher.rename(&tmp, self.name)
     }
 }
 
@@ -611,10 +612,13 @@ fn remove_stale_temporaries(dir: &Dir, names: &[&str]) {
     }
 }
 
-/// Mode 0644 whatever the umask, the contents, then the data on disk.
-fn fill(mut file: &File, data: &[u8]) -> std::io::Result<()> {
+/// Mode 0644 whatever the umask, the contents, then with `sync` the data on disk.
+fn fill(mut file: &File, data: &[u8], sync: bool) -> std::io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
     file.write_all(data)?;
+    if !sync {
+        return Ok(());
+    }
     match file.sync_all() {
         Err(e) if unsyncable(io_errno(&e)) => Ok(()),
         other => other,
@@ -708,7 +712,7 @@ impl<'a> Publisher<'a> {
                 .zip(&written)
                 .map(|(f, file)| {
                     std::thread::Builder::new()
-                        .spawn_scoped(scope, move || fill(file, &f.data))
+                        .spawn_scoped(scope, move || fill(file, &f.data, true))
                         .map_err(|_| (f, file))
                 })
                 .collect();
@@ -719,7 +723,7 @@ impl<'a> Publisher<'a> {
                         .join()
                         .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::Other))),
                     // No thread to be had: this one here.
-                    Err((f, file)) => fill(file, &f.data),
+                    Err((f, file)) => fill(file, &f.data, true),
                 })
                 .collect()
         });
@@ -789,7 +793,7 @@ impl<'a> Publisher<'a> {
             Mode::from_bits_truncate(0o644),
         );
         let file = File::from(created.map_err(|e| self.cannot_create(&tmp, e))?);
-        let filled = fill(&file, &f.data).map_err(|e| self.not_written(f, &e));
+        let filled = fill(&file, &f.data, true).map_err(|e| self.not_written(f, &e));
         drop(file);
         if let Err(failure) = filled {
             let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);

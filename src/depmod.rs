@@ -337,8 +337,20 @@ fn resolve(
 fn read_all(modules: &[Candidate], mut cache: Option<&mut cache::Session>) -> Vec<Loaded> {
     let mut loaded: Vec<Loaded> = Vec::with_capacity(modules.len());
     let mut by_size: Vec<(i64, usize)> = Vec::new();
+    // The module each cached file went to: another path to the same file (a hard
+    // or symbolic link) gets a copy.
+    let mut handed_out: HashMap<cache::FileId, usize> = HashMap::new();
     for (i, m) in modules.iter().enumerate() {
-        match cache.as_mut().and_then(|c| c.take(m.id)) {
+        let hit = match (cache.as_mut(), m.id) {
+            (Some(cache), Some(id)) => match handed_out.get(&id) {
+                Some(&first) => Some(cache.reuse(loaded[first].clone())),
+                None => cache.take(id).inspect(|_| {
+                    handed_out.insert(id, i);
+                }),
+            },
+            _ => None,
+        };
+        match hit {
             Some(l) => loaded.push(l),
             None => {
                 loaded.push(Loaded::default());
@@ -410,7 +422,7 @@ struct Need<'a> {
 
 /// The symbols a module needs, names packed in one buffer: there are hundreds of
 /// thousands of them in a distribution tree.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Needs {
     names: Vec<u8>,
     entries: Vec<(u32, u64, bool)>,
@@ -437,7 +449,7 @@ impl Needs {
 }
 
 /// What depmod takes from one module file.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Loaded {
     /// Exported symbols and their CRCs.
     exports: Vec<(Vec<u8>, u64)>,

@@ -639,10 +639,15 @@ impl Session {
 
     /// What the cache holds for the file `id` identifies, if anything (after
     /// [`Session::wait`]).
-    pub(super) fn take(&mut self, id: Option<FileId>) -> Option<Loaded> {
-        let loaded = self.entries.remove(&id?)?;
+    pub(super) fn take(&mut self, id: FileId) -> Option<Loaded> {
+        let loaded = self.entries.remove(&id)?;
+        Some(self.reuse(loaded))
+    }
+
+    /// Counts an entry handed out once more (to another path of the same file).
+    pub(super) fn reuse(&mut self, loaded: Loaded) -> Loaded {
         self.reused += 1;
-        Some(loaded)
+        loaded
     }
 
     /// The new cache: an entry for every module read without error whose file is

@@ -218,7 +218,10 @@ impl<'a> Depmod<'a> {
                     Err(_) => encode(),
                 };
                 let cache = finished.unwrap_or_else(|e| {
-                    log.log_bytes(Priority::Debug, msgf!("module cache not written: {}", e.to_string()));
+                    log.log_bytes(
+                        Priority::Debug,
+                        msgf!("module cache not written: {}", e.to_string()),
+                    );
                     None
                 });
                 (deps, users, cache)
@@ -295,10 +298,7 @@ fn resolve(
                 }
                 continue;
             };
-            if settings.check_symvers
-                && sym.crc != need.crc
-                && !need.weak
-                && settings.print_unknown
+            if settings.check_symvers && sym.crc != need.crc && !need.weak && settings.print_unknown
             {
                 log.log_bytes(
                     Priority::Warning,

@@ -48,7 +48,9 @@ fn tree(tag: &str) -> Fixture {
         )
         .module(
             "kernel/c-d.ko",
-            &Module::new("c").undefined("fb").modinfo("alias", "char-major-10-1"),
+            &Module::new("c")
+                .undefined("fb")
+                .modinfo("alias", "char-major-10-1"),
         );
     fixture
 }
@@ -184,7 +186,11 @@ fn staging_trees_get_exactly_kmods_files() {
     fixture.restore(&[]);
     let out = run(&fixture, &["-n", "--cache"]);
     assert!(!out.stdout.is_empty());
-    assert!(fixture.outputs().is_empty(), "{:?}", names(&fixture.outputs()));
+    assert!(
+        fixture.outputs().is_empty(),
+        "{:?}",
+        names(&fixture.outputs())
+    );
     // Files named on the command line: the cache is for whole trees only.
     let a = fixture.dir().join("kernel/a.ko");
     let root = fixture.root.to_str().unwrap();
@@ -233,13 +239,22 @@ fn changes_are_seen() {
             .build_compressed(Compression::Xz),
     )
     .unwrap();
-    fixture.module("other/f1.ko", &Module::new("f").export("ff1").undefined("fa"));
-    fixture.module("other/f2.ko", &Module::new("f").export("ff2").undefined("fb"));
+    fixture.module(
+        "other/f1.ko",
+        &Module::new("f").export("ff1").undefined("fa"),
+    );
+    fixture.module(
+        "other/f2.ko",
+        &Module::new("f").export("ff2").undefined("fb"),
+    );
     symlink(dir.join("other/f1.ko"), dir.join("kernel/f.ko")).unwrap();
     std::fs::create_dir_all(dir.join("removed")).unwrap();
     settle();
     let first = assert_cached_run_is_right(&fixture, "first run");
-    assert_eq!(refused(&first).map(|r| r.contains("No such file")), Some(true));
+    assert_eq!(
+        refused(&first).map(|r| r.contains("No such file")),
+        Some(true)
+    );
     let n = reuse(&first).1;
     assert_eq!(reuse(&first), (0, n));
     let again = assert_cached_run_is_right(&fixture, "unchanged");
@@ -247,7 +262,11 @@ fn changes_are_seen() {
 
     // Same size, mtime put back: only the ctime changed.
     let a = dir.join("kernel/a.ko");
-    let edited = replace_bytes(&std::fs::read(&a).unwrap(), b"a-alias-aaaa", b"a-alias-bbbb");
+    let edited = replace_bytes(
+        &std::fs::read(&a).unwrap(),
+        b"a-alias-aaaa",
+        b"a-alias-bbbb",
+    );
     rewrite_in_place(&a, &edited);
     let out = assert_cached_run_is_right(&fixture, "in place, mtime restored");
     assert_eq!(reuse(&out), (n - 1, n));
@@ -258,7 +277,7 @@ fn changes_are_seen() {
     let b = dir.join("kernel/b.ko");
     replace(&b, &Module::new("b").export("fb2").undefined("fa").build());
     let out = assert_cached_run_is_right(&fixture, "replaced by rename");
-    assert!(reuse(&out).0 <= n - 1);
+    assert!(reuse(&out).0 < n);
 
     // A compressed module edited (its exported symbol renamed) and recompressed.
     let e = dir.join("kernel/e.ko.xz");
@@ -279,7 +298,10 @@ fn changes_are_seen() {
     // Removed, added, renamed to another directory, touched.
     std::fs::rename(dir.join("kernel/c-d.ko"), dir.join("removed/c-d.ko.old")).unwrap();
     assert_cached_run_is_right(&fixture, "removed");
-    fixture.module("updates/a.ko", &Module::new("a").export("fa").modinfo("alias", "new"));
+    fixture.module(
+        "updates/a.ko",
+        &Module::new("a").export("fa").modinfo("alias", "new"),
+    );
     assert_cached_run_is_right(&fixture, "added");
     std::fs::rename(dir.join("updates/a.ko"), dir.join("kernel/g.ko")).unwrap();
     assert_cached_run_is_right(&fixture, "renamed");
@@ -322,13 +344,30 @@ fn damaged_caches_are_ignored() {
 
     let mut variants: Vec<(String, Vec<u8>, &str)> = vec![
         ("empty".into(), Vec::new(), "not a module cache"),
-        ("another tree's".into(), other_tree, "another module directory"),
-        ("not a cache".into(), b"alias foo bar\n".to_vec(), "not a module cache"),
+        (
+            "another tree's".into(),
+            other_tree,
+            "another module directory",
+        ),
+        (
+            "not a cache".into(),
+            b"alias foo bar\n".to_vec(),
+            "not a module cache",
+        ),
     ];
     for len in [4, 8, 23, 24, 40, good.len() / 2, good.len() - 1] {
         variants.push((format!("truncated to {len}"), good[..len].to_vec(), ""));
     }
-    for at in [0, 9, 13, 17, 30, good.len() / 3, good.len() / 2, good.len() - 1] {
+    for at in [
+        0,
+        9,
+        13,
+        17,
+        30,
+        good.len() / 3,
+        good.len() / 2,
+        good.len() - 1,
+    ] {
         let mut flipped = good.clone();
         flipped[at] ^= 0x10;
         variants.push((format!("bit flip at {at}"), flipped, ""));

@@ -285,11 +285,18 @@ impl Sequence {
                 };
                 std::fs::create_dir_all(target.parent().unwrap()).unwrap();
                 std::fs::copy(&path, &target).unwrap();
-                format!("added {} (a copy of {})", self.rel(&target), self.rel(&path))
+                format!(
+                    "added {} (a copy of {})",
+                    self.rel(&target),
+                    self.rel(&path)
+                )
             }
             5 => {
                 let path = self.small_module();
-                let to = self.dir.join("kernel/moved").join(path.file_name().unwrap());
+                let to = self
+                    .dir
+                    .join("kernel/moved")
+                    .join(path.file_name().unwrap());
                 std::fs::create_dir_all(to.parent().unwrap()).unwrap();
                 std::fs::rename(&path, &to).unwrap();
                 format!("renamed {} to {}", self.rel(&path), self.rel(&to))
@@ -378,10 +385,7 @@ impl Sequence {
             .lines()
             .find_map(|l| l.strip_prefix("depmod: DEBUG: module cache: "))
             .map(|l| {
-                let words: Vec<usize> = l
-                    .split(' ')
-                    .filter_map(|w| w.parse().ok())
-                    .collect();
+                let words: Vec<usize> = l.split(' ').filter_map(|w| w.parse().ok()).collect();
                 (words[0], words[1])
             })
             .unwrap_or_else(|| panic!("{}: {what}: no cache report:\n{stderr}", self.name))
@@ -391,10 +395,8 @@ impl Sequence {
 fn run_sequence(name: &'static str, seed: u64) {
     let started = Instant::now();
     let tree = Tree::get(name);
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "depmod-cache-{name}-{}",
-        std::process::id()
-    ));
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("depmod-cache-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     // A real copy: changes never reach the shared tree, and no other process's
     // hard links change these files' ctimes.

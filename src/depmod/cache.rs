@@ -102,6 +102,8 @@ pub(super) struct FileId {
 }
 
 impl FileId {
+    // The stat fields' types differ between targets (32-bit time_t and off_t).
+    #[allow(clippy::useless_conversion)]
     pub(super) fn of(st: &FileStat) -> FileId {
         FileId {
             dev: u64::from(st.st_dev),
@@ -839,7 +841,10 @@ mod tests {
             assert_eq!(r.varint(), Ok(v));
             assert_eq!(r.pos, out.len());
         }
-        for bad in [&[0xff; 11][..], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]] {
+        for bad in [
+            &[0xff; 11][..],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+        ] {
             let mut r = Reader {
                 data: bad,
                 pos: 0,

@@ -77,14 +77,24 @@ const FORMAT: u32 = 1;
 /// Magic, byte-order mark, format and checksum.
 const HEADER: usize = 24;
 
-/// The largest cache read or written; Debian trixie's amd64 tree needs ~3 MB.
-pub const MAX_SIZE: usize = 64 << 20;
+/// The largest cache read or written; Debian trixie's amd64 tree needs 2.4 MB.
+pub const MAX_SIZE: usize = 16 << 20;
 
-/// Decoded names may take at most this many times the cache's size: each
-/// reference is at least one byte, but a long name can be referenced many times.
-/// A real tree stays far below (its names are short, each reference one to three
-/// bytes); the writer leaves out a cache that would exceed it.
-pub const EXPANSION: usize = 32;
+/// What decoding may allocate, at most, in times the cache's size. Every item
+/// takes at least one byte, but a name stored once can be referenced many times;
+/// a real tree's cache decodes to about six times its size (see the test
+/// `real_trees_stay_within_the_budget`). The writer leaves out a cache that would
+/// exceed it, so that a cache it writes is never refused.
+pub const EXPANSION: usize = 24;
+
+/// What each decoded item takes in memory, besides its name's bytes: charged
+/// against the budget before anything is allocated for it.
+const STRING_SLOT: usize = std::mem::size_of::<&[u8]>();
+const SYMBOL_SLOT: usize = std::mem::size_of::<(&[u8], u64)>();
+const ENTRY_SLOT: usize = std::mem::size_of::<(FileId, Loaded)>();
+const EXPORT_SLOT: usize = std::mem::size_of::<(Vec<u8>, u64)>();
+const NEED_SLOT: usize = std::mem::size_of::<(u32, u64, bool)>();
+const LIST_SLOT: usize = std::mem::size_of::<Vec<u8>>();
 
 /// How long before a run began a file must have last changed for the run to keep
 /// its entry: more than the coarsest timestamp tick of a Linux filesystem (FAT's
@@ -204,17 +214,20 @@ impl Cache {
         let producer = r.blob()?.to_vec();
         let tree = r.blob()?.to_vec();
         let count = r.count(1)?;
+        r.charge(count, STRING_SLOT)?;
         let mut strings = Vec::with_capacity(count);
         for _ in 0..count {
             strings.push(r.blob()?);
         }
         let count = r.count(2)?;
+        r.charge(count, SYMBOL_SLOT)?;
         let mut symbols = Vec::with_capacity(count);
         for _ in 0..count {
             let name = strings[r.index(strings.len())?];
             symbols.push((name, r.varint()?));
         }
         let count = r.count(7 * 8 + 5)?;
+        r.charge(count, ENTRY_SLOT)?;
         let mut entries = HashMap::with_capacity(count);
         for _ in 0..count {
             let id = r.file_id()?;
@@ -258,7 +271,7 @@ impl Cache {
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
-    /// Bytes that decoded names may still take.
+    /// Bytes that decoding may still allocate.
     budget: usize,
 }
 
@@ -337,13 +350,18 @@ impl<'a> Reader<'a> {
         Ok(FileId::from_fields(fields))
     }
 
-    /// Charges a decoded name against the budget.
-    fn spend(&mut self, name: &[u8]) -> Result<(), CacheError> {
-        self.budget = self
-            .budget
-            .checked_sub(name.len())
+    /// Charges `count` items of `size` bytes against the budget.
+    fn charge(&mut self, count: usize, size: usize) -> Result<(), CacheError> {
+        self.budget = count
+            .checked_mul(size)
+            .and_then(|bytes| self.budget.checked_sub(bytes))
             .ok_or(CacheError::Expansion)?;
         Ok(())
+    }
+
+    /// Charges a decoded name against the budget.
+    fn spend(&mut self, name: &[u8]) -> Result<(), CacheError> {
+        self.charge(1, name.len())
     }
 
     fn loaded(
@@ -353,6 +371,7 @@ impl<'a> Reader<'a> {
     ) -> Result<Loaded, CacheError> {
         let mut loaded = Loaded::default();
         let count = self.count(1)?;
+        self.charge(count, EXPORT_SLOT)?;
         loaded.exports.reserve_exact(count);
         for _ in 0..count {
             let (name, crc) = symbols[self.index(symbols.len())?];
@@ -360,6 +379,7 @@ impl<'a> Reader<'a> {
             loaded.exports.push((name.to_vec(), crc));
         }
         let count = self.count(1)?;
+        self.charge(count, NEED_SLOT)?;
         for _ in 0..count {
             let v = self.varint()?;
             let i = usize::try_from(v >> 1)
@@ -376,6 +396,7 @@ impl<'a> Reader<'a> {
             &mut loaded.weakdeps,
         ] {
             let count = self.count(1)?;
+            self.charge(count, LIST_SLOT)?;
             list.reserve_exact(count);
             for _ in 0..count {
                 let s = strings[self.index(strings.len())?];
@@ -427,7 +448,7 @@ struct Encoder<'a> {
     symbol_index: Table<(u64, u64)>,
     entries: Vec<u8>,
     count: u64,
-    /// What the names decode to, as [`Reader::spend`] will count it.
+    /// What decoding will allocate, as [`Reader::charge`] counts it.
     decoded: usize,
 }
 
@@ -452,6 +473,10 @@ impl<'a> Encoder<'a> {
 
     fn entry(&mut self, id: FileId, loaded: &'a Loaded) {
         self.count += 1;
+        self.decoded += ENTRY_SLOT
+            + loaded.exports.len() * EXPORT_SLOT
+            + loaded.needs.entries.len() * NEED_SLOT
+            + (loaded.aliases.len() + loaded.softdeps.len() + loaded.weakdeps.len()) * LIST_SLOT;
         let mut out = std::mem::take(&mut self.entries);
         for f in id.fields() {
             out.extend_from_slice(&f.to_ne_bytes());
@@ -501,7 +526,9 @@ impl<'a> Encoder<'a> {
         if out.len() > MAX_SIZE {
             return Err(CacheError::TooLarge);
         }
-        if self.decoded > EXPANSION.saturating_mul(out.len()) {
+        let decoded =
+            self.decoded + self.strings.len() * STRING_SLOT + self.symbols.len() * SYMBOL_SLOT;
+        if decoded > EXPANSION.saturating_mul(out.len()) {
             return Err(CacheError::Expansion);
         }
         Ok(out)

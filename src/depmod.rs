@@ -207,16 +207,27 @@ impl<'a> Depmod<'a> {
                 let (deps, users) = resolve(&settings, &modules, &loaded, &mut symbols, log);
                 (deps, users, None)
             }
-            // The new cache is made on another core while the symbols are resolved.
-            Some(session) => std::thread::scope(|scope| {
+            // The symbols are resolved on another core while the new cache is made
+            // here: what encoding allocates and frees is then reused by rendering,
+            // where another thread's allocator arena would keep it.
+            Some(session) => {
                 session.report(modules.len(), log);
-                let encode = || session.finish(&modules, &loaded);
-                let encoder = std::thread::Builder::new().spawn_scoped(scope, encode);
-                let (deps, users) = resolve(&settings, &modules, &loaded, &mut symbols, log);
-                let finished = match encoder {
-                    Ok(thread) => thread.join().unwrap_or(Ok(None)),
-                    Err(_) => encode(),
+                let symbols = std::sync::Mutex::new(&mut symbols);
+                let resolve_them = || {
+                    let mut symbols = symbols.lock().unwrap_or_else(|e| e.into_inner());
+                    resolve(&settings, &modules, &loaded, &mut symbols, log)
                 };
+                let (deps, users, finished) = std::thread::scope(|scope| {
+                    let resolver = std::thread::Builder::new().spawn_scoped(scope, resolve_them);
+                    let finished = session.finish(&modules, &loaded);
+                    let (deps, users) = match resolver {
+                        Ok(thread) => thread
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                        Err(_) => resolve_them(),
+                    };
+                    (deps, users, finished)
+                });
                 let cache = finished.unwrap_or_else(|e| {
                     log.log_bytes(
                         Priority::Debug,
@@ -225,7 +236,7 @@ impl<'a> Depmod<'a> {
                     None
                 });
                 (deps, users, cache)
-            }),
+            }
         };
 
         let modules: Vec<Module> = modules

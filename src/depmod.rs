@@ -273,6 +273,7 @@ fn resolve(
     symbols: &mut Symbols,
     log: &Sink,
 ) -> (Vec<Vec<u32>>, Vec<u32>) {
+    symbols.reserve(loaded.iter().map(|l| l.exports.len()).sum());
     for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
         if let Some((errno, detail)) = &l.error {
             if let Some(detail) = detail {

@@ -78,6 +78,12 @@ impl Symbols {
         }
     }
 
+    /// Room for `n` more symbols, so that adding them does not grow the table step
+    /// by step (each step leaves the old table behind as free memory).
+    pub fn reserve(&mut self, n: usize) {
+        self.map.reserve(n);
+    }
+
     /// Adds or replaces a symbol: of several exporters, the last one added wins.
     pub fn add(&mut self, name: &[u8], prefix_skipped: bool, crc: u64, owner: Option<u32>) {
         let name = match (prefix_skipped, self.prefix, name.split_first()) {

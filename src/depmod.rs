@@ -207,9 +207,12 @@ impl<'a> Depmod<'a> {
                 let (deps, users) = resolve(&settings, &modules, &loaded, &mut symbols, log);
                 (deps, users, None)
             }
-            // The symbols are resolved on another core while the new cache is made
-            // here: what encoding allocates and frees is then reused by rendering,
-            // where another thread's allocator arena would keep it.
+            // When most modules came from the cache, the run is short and the new
+            // cache is made here while the symbols are resolved on another core
+            // (here, so that rendering reuses what encoding freed, where another
+            // thread's allocator arena would keep it). When most were read, the
+            // run is long and its peak memory is what counts: the cache is made
+            // first, and resolving reuses its memory.
             Some(session) => {
                 session.report(modules.len(), log);
                 let symbols = std::sync::Mutex::new(&mut symbols);
@@ -217,17 +220,24 @@ impl<'a> Depmod<'a> {
                     let mut symbols = symbols.lock().unwrap_or_else(|e| e.into_inner());
                     resolve(&settings, &modules, &loaded, &mut symbols, log)
                 };
-                let (deps, users, finished) = std::thread::scope(|scope| {
-                    let resolver = std::thread::Builder::new().spawn_scoped(scope, resolve_them);
+                let (deps, users, finished) = if session.mostly_reused(modules.len()) {
+                    std::thread::scope(|scope| {
+                        let resolver =
+                            std::thread::Builder::new().spawn_scoped(scope, resolve_them);
+                        let finished = session.finish(&modules, &loaded);
+                        let (deps, users) = match resolver {
+                            Ok(thread) => thread
+                                .join()
+                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                            Err(_) => resolve_them(),
+                        };
+                        (deps, users, finished)
+                    })
+                } else {
                     let finished = session.finish(&modules, &loaded);
-                    let (deps, users) = match resolver {
-                        Ok(thread) => thread
-                            .join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                        Err(_) => resolve_them(),
-                    };
+                    let (deps, users) = resolve_them();
                     (deps, users, finished)
-                });
+                };
                 let cache = finished.unwrap_or_else(|e| {
                     log.log_bytes(
                         Priority::Debug,

@@ -728,6 +728,11 @@ impl Session {
         }))
     }
 
+    /// Whether most modules came from the cache.
+    pub(super) fn mostly_reused(&self, modules: usize) -> bool {
+        self.reused * 2 > modules
+    }
+
     /// How much of the cache this run used, at debug level.
     pub(super) fn report(&self, modules: usize, log: &Sink) {
         log.log_bytes(

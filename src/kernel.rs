@@ -203,6 +203,22 @@ pub struct LoadedModule {
     /// The refcnt, or a negative errno when it cannot be read (as kmod prints it).
     pub use_count: i64,
     pub holders: Vec<Vec<u8>>,
+    /// `/sys/module/<name>/initstate`, when it can be read.
+    pub state: Option<InitState>,
+    /// `/sys/module/<name>/taint` without its newline (taint flags such as `OE`; empty
+    /// when the module taints nothing), when it can be read.
+    pub taint: Option<Vec<u8>>,
+}
+
+impl InitState {
+    /// The word `/sys/module/<name>/initstate` holds.
+    pub fn name(self) -> &'static str {
+        match self {
+            InitState::Live => "live",
+            InitState::Coming => "coming",
+            InitState::Going => "going",
+        }
+    }
 }
 
 /// Loaded modules in `/proc/modules` order with sizes, use counts and holders.
@@ -231,11 +247,20 @@ pub fn loaded_modules(kernel: &dyn Kernel) -> io::Result<Vec<LoadedModule>> {
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(Errno::EINVAL as i32)),
             };
             let holders = kernel.holders(&name).unwrap_or_default();
+            let state = initstate(kernel, &name).ok();
+            let taint = kernel.module_attr(&name, "taint").ok().map(|mut t| {
+                if t.last() == Some(&b'\n') {
+                    t.pop();
+                }
+                t
+            });
             Some(LoadedModule {
                 name,
                 size,
                 use_count,
                 holders,
+                state,
+                taint,
             })
         })
         .collect())

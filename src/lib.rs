@@ -11,6 +11,7 @@ pub mod depmod;
 pub mod diag;
 pub mod elf;
 pub mod index;
+pub mod json;
 pub mod kernel;
 pub mod modinfo;
 pub mod module;

@@ -142,6 +142,7 @@ complete -c lsmod -s s -l syslog -d 'Send messages to syslog'
 complete -c lsmod -s v -l verbose -d 'Print more messages'
 complete -c lsmod -s V -l version -d 'Print the version and exit'
 complete -c lsmod -s h -l help -d 'Print a usage summary and exit'
+complete -c lsmod -l json -d 'Print JSON'
 
 # modinfo
 # Module names, or module files once the word has a slash.
@@ -168,6 +169,7 @@ complete -c modinfo -s k -l set-version -x -d 'Use the modules of another kernel
 complete -c modinfo -s b -l basedir -x -d 'Root directory of /lib/modules' -a '(__fish_complete_directories)'
 complete -c modinfo -s V -l version -d 'Print the version and exit'
 complete -c modinfo -s h -l help -d 'Print a usage summary and exit'
+complete -c modinfo -l json -d 'Print every field as JSON'
 
 # modprobe
 function __kmod_modprobe_arguments
@@ -210,6 +212,7 @@ complete -c modprobe -l show-config -d 'Print the configuration'
 complete -c modprobe -l show-modversions -d 'Print the symbol versions a module file needs'
 complete -c modprobe -l dump-modversions -d 'Older spelling of --show-modversions'
 complete -c modprobe -l show-exports -d 'Print the symbols a module file exports'
+complete -c modprobe -l json -d 'With -D, -R or -c: print JSON'
 complete -c modprobe -s n -l dry-run -d 'Do not insert or remove anything'
 complete -c modprobe -l show -d 'Do not insert or remove anything'
 complete -c modprobe -s C -l config -r -d 'Read this configuration instead'

@@ -334,6 +334,16 @@ pub fn tool_sink(prog: &str, m: &ArgMatches) -> Sink {
     )
 }
 
+/// `--json`: a long option only, kept out of `--help` (whose text is kmod's);
+/// documented in the manual pages.
+pub fn json_flag(help: &'static str) -> Arg {
+    Arg::new("json")
+        .long("json")
+        .help(help)
+        .hide(true)
+        .action(ArgAction::SetTrue)
+}
+
 /// A boolean option.
 pub fn flag(id: &'static str, short: char, long: &'static str, help: &'static str) -> Arg {
     Arg::new(id)

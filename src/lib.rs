@@ -10,6 +10,7 @@ pub mod elf;
 pub mod fnmatch;
 pub mod index;
 pub mod kernel;
+pub mod limits;
 pub mod module;
 pub mod probe;
 pub mod resolve;

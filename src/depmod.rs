@@ -23,7 +23,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use rayon::prelude::*;
 
-use crate::elf::{split_strings, Class, ModuleElf};
+use crate::elf::split_strings;
 use crate::module::{ModuleError, ModuleFile};
 
 pub use config::{load_rules, CONFIG_DIRS};
@@ -585,24 +585,13 @@ impl Loaded {
         }
         // libkmod lists no needed symbols at all without a usable symbol table,
         // not even the __versions entries.
-        if has_symbol_table(&elf) {
+        if elf.has_symbol_table() {
             for sym in elf.dependency_symbols() {
                 loaded.needs.push(sym.name, sym.crc, sym.weak);
             }
         }
         loaded
     }
-}
-
-fn has_symbol_table(elf: &ModuleElf) -> bool {
-    let entry_size = match elf.class() {
-        Class::Elf32 => 16,
-        Class::Elf64 => 24,
-    };
-    elf.section(".strtab").is_some()
-        && elf
-            .section(".symtab")
-            .is_some_and(|s| s.len() % entry_size == 0)
 }
 
 /// A module in the final array.

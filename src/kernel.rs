@@ -10,6 +10,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use nix::errno::Errno;
+use nix::kmod::DeleteModuleFlags;
 
 use crate::compression::{self, Compression};
 use crate::elf::ModuleElf;
@@ -29,7 +30,7 @@ pub trait Kernel {
     fn compression(&self) -> io::Result<String>;
     fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno>;
     fn init_module(&self, image: &[u8], params: &CStr) -> Result<(), Errno>;
-    fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno>;
+    fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno>;
 }
 
 /// The kernel this process runs on (`/proc` and `/sys` at their usual places).
@@ -79,8 +80,7 @@ impl Kernel for LiveKernel {
         nix::kmod::init_module(image, params)
     }
 
-    fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno> {
-        let flags = nix::kmod::DeleteModuleFlags::from_bits_retain(flags);
+    fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno> {
         nix::kmod::delete_module(name, flags)
     }
 }
@@ -89,14 +89,6 @@ impl Kernel for LiveKernel {
 pub const MODULE_INIT_IGNORE_MODVERSIONS: u32 = 1;
 pub const MODULE_INIT_IGNORE_VERMAGIC: u32 = 2;
 pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
-/// `delete_module` flags: never block; force (needs CONFIG_MODULE_FORCE_UNLOAD).
-pub const REMOVE_NOWAIT: i32 = libc_flags::O_NONBLOCK;
-pub const REMOVE_FORCE: i32 = libc_flags::O_TRUNC;
-
-mod libc_flags {
-    pub const O_NONBLOCK: i32 = 0o4000;
-    pub const O_TRUNC: i32 = 0o1000;
-}
 
 /// A loaded module's state, from `/sys/module/<name>/initstate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,8 +266,9 @@ pub fn insert_module(
     let elf = ModuleElf::parse(module.data()).map_err(|e| InsertError::Strip(e.errno()))?;
     let mut image = if flags.force_modversion {
         elf.strip_modversions()
+            .map_err(|e| InsertError::Strip(e.errno()))?
     } else {
-        module.data().to_vec()
+        crate::limits::copy(module.data()).map_err(|e| InsertError::Strip(e.errno()))?
     };
     if flags.force_vermagic {
         let stripped = ModuleElf::parse(&image)
@@ -301,10 +294,15 @@ fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(done)
 }
 
-/// `delete_module` as kmod calls it: never waiting, optionally forced.
+/// `delete_module` as kmod calls it: never waiting (`O_NONBLOCK`), and with `O_TRUNC`
+/// when forced (which needs CONFIG_MODULE_FORCE_UNLOAD). The flags' values are the
+/// architecture's own `O_*` constants, which differ on alpha, mips, parisc and sparc.
 pub fn remove_module(kernel: &dyn Kernel, name: &str, force: bool) -> Result<(), Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
-    let flags = REMOVE_NOWAIT | if force { REMOVE_FORCE } else { 0 };
+    let mut flags = DeleteModuleFlags::O_NONBLOCK;
+    if force {
+        flags |= DeleteModuleFlags::O_TRUNC;
+    }
     kernel.delete_module(&name, flags)
 }
 
@@ -363,10 +361,10 @@ pub mod fake {
                 .push(format!("init_module({} bytes, {params:?})", image.len()));
             self.init_result.map_or(Ok(()), Err)
         }
-        fn delete_module(&self, name: &CStr, flags: i32) -> Result<(), Errno> {
+        fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno> {
             self.calls
                 .borrow_mut()
-                .push(format!("delete_module({name:?}, {flags:#o})"));
+                .push(format!("delete_module({name:?}, {flags:?})"));
             self.delete_result.map_or(Ok(()), Err)
         }
     }
@@ -504,9 +502,14 @@ mod tests {
         assert_eq!(
             *k.calls.borrow(),
             [
-                "delete_module(\"dummy\", 0o4000)",
-                "delete_module(\"dummy\", 0o5000)"
+                "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK))",
+                "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK | O_TRUNC))"
             ]
+        );
+        // The kernel reads these as the target's open(2) flags.
+        assert_eq!(
+            (DeleteModuleFlags::O_NONBLOCK | DeleteModuleFlags::O_TRUNC).bits(),
+            nix::libc::O_NONBLOCK | nix::libc::O_TRUNC
         );
     }
 }

@@ -137,7 +137,11 @@ mod tests {
         fn init_module(&self, _: &[u8], _: &std::ffi::CStr) -> Result<(), nix::errno::Errno> {
             Ok(())
         }
-        fn delete_module(&self, _: &std::ffi::CStr, _: i32) -> Result<(), nix::errno::Errno> {
+        fn delete_module(
+            &self,
+            _: &std::ffi::CStr,
+            _: nix::kmod::DeleteModuleFlags,
+        ) -> Result<(), nix::errno::Errno> {
             Ok(())
         }
     }

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::elf::split_strings;
 use crate::module::{ModuleError, ModuleFile};
 
-pub use config::{load_rules, CONFIG_DIRS};
+pub use config::{load_rules, parse_text as parse_config, CONFIG_DIRS};
 pub use output::{prepare_output_dir, write_files, OutputFile};
 pub use scan::{is_up_to_date, Override, Rules, Search};
 use symbols::Symbols;

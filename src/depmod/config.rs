@@ -127,6 +127,14 @@ fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
     }
 }
 
+/// The rules one depmod.d file's `text` gives for kernel `version`, with the messages
+/// depmod prints for it (the file is named `depmod.conf` in them).
+pub fn parse_text(text: &[u8], version: &[u8], log: &Log) -> Rules {
+    let mut rules = Rules::default();
+    parse(&mut rules, text, Path::new("depmod.conf"), version, log);
+    rules
+}
+
 fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log) {
     let file = file.display();
     for (number, line) in crate::config::logical_lines(text) {

@@ -105,10 +105,16 @@ fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
 }
 
 /// Whether a version pattern of an `override` or `external` line matches: `*`, or a
-/// POSIX extended regular expression found anywhere in the version.
+/// POSIX extended regular expression found anywhere in the version. A pattern that
+/// would compile to more than [`MAX_REGEX_NODES`] nodes matches nothing, as when
+/// glibc's regcomp runs out of memory (which it otherwise does only after taking
+/// gigabytes for a 40-byte line such as `6.+++...+`).
 fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
     if pattern == b"*" {
         return true;
+    }
+    if regex_nodes(pattern) > MAX_REGEX_NODES {
+        return false;
     }
     let (Ok(pattern), Ok(version)) = (CString::new(pattern), CString::new(version)) else {
         return false;
@@ -133,6 +139,126 @@ pub fn parse_text(text: &[u8], version: &[u8], log: &Log) -> Rules {
     let mut rules = Rules::default();
     parse(&mut rules, text, Path::new("depmod.conf"), version, log);
     rules
+}
+
+/// Ceiling on [`regex_nodes`]: far above any version pattern (a pattern's length is
+/// about its size when nothing repeats it), and a few megabytes of compiled regex.
+const MAX_REGEX_NODES: u64 = 1 << 16;
+
+/// An upper estimate of the size of glibc's parse tree for an extended regular
+/// expression. glibc copies the repeated expression for `+` (twice) and for an
+/// interval (`{m,n}`: n times, `{m,}`: m + 1 times), so stacked or nested
+/// repetitions multiply; everything else adds.
+fn regex_nodes(pattern: &[u8]) -> u64 {
+    /// One nesting level: the size of its finished branches, of the current branch,
+    /// and of the current branch's last atom (what a repetition applies to).
+    #[derive(Default)]
+    struct Level {
+        done: u64,
+        branch: u64,
+        last: u64,
+    }
+    let mut outer = Level::default();
+    let mut groups: Vec<Level> = Vec::new();
+    let mut i = 0;
+    while i < pattern.len() {
+        let c = pattern[i];
+        i += 1;
+        let top = groups.last_mut().unwrap_or(&mut outer);
+        let factor = match c {
+            b'*' | b'?' => Some(1),
+            b'+' => Some(2),
+            b'{' => interval(&pattern[i..]).map(|(low, high, len)| {
+                i += len;
+                high.unwrap_or(low.saturating_add(1)).max(1)
+            }),
+            _ => None,
+        };
+        if let Some(factor) = factor {
+            let grown = top.last.max(1).saturating_mul(factor);
+            top.branch = top.branch.saturating_sub(top.last).saturating_add(grown);
+            top.last = grown;
+            continue;
+        }
+        let atom = match c {
+            b'(' => {
+                groups.push(Level::default());
+                continue;
+            }
+            b'|' => {
+                top.done = top.done.saturating_add(top.branch).saturating_add(1);
+                top.branch = 0;
+                top.last = 0;
+                continue;
+            }
+            b')' => match groups.pop() {
+                Some(group) => group.done.saturating_add(group.branch).saturating_add(1),
+                None => 1,
+            },
+            b'\\' => {
+                i += 1;
+                1
+            }
+            b'[' => {
+                i += bracket_len(&pattern[i..]);
+                1
+            }
+            _ => 1,
+        };
+        let top = groups.last_mut().unwrap_or(&mut outer);
+        top.branch = top.branch.saturating_add(atom);
+        top.last = atom;
+    }
+    // Unclosed groups (a syntax error for regcomp) count as they are.
+    groups.iter().chain([&outer]).fold(0, |sum, l| {
+        sum.saturating_add(l.done).saturating_add(l.branch)
+    })
+}
+
+/// After a `{`: an interval `m}`, `m,}`, `m,n}` or `,n}` as (m, n, bytes read).
+fn interval(rest: &[u8]) -> Option<(u64, Option<u64>, usize)> {
+    let number = |s: &[u8]| -> (Option<u64>, usize) {
+        let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+        let value = s[..digits].iter().try_fold(0u64, |v, &d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        });
+        ((digits > 0).then(|| value.unwrap_or(u64::MAX)), digits)
+    };
+    let (low, mut at) = number(rest);
+    let high = if rest.get(at) == Some(&b',') {
+        let (high, len) = number(&rest[at + 1..]);
+        at += 1 + len;
+        high
+    } else {
+        Some(low?)
+    };
+    if rest.get(at) != Some(&b'}') || (low.is_none() && high.is_none()) {
+        return None;
+    }
+    Some((low.unwrap_or(0), high, at + 1))
+}
+
+/// After a `[`: how many bytes the bracket expression still takes, through its `]`
+/// (a first `]` is a member; `[:...:]`, `[.….]` and `[=...=]` are skipped whole).
+fn bracket_len(rest: &[u8]) -> usize {
+    let mut i = usize::from(rest.first() == Some(&b'^'));
+    if rest.get(i) == Some(&b']') {
+        i += 1;
+    }
+    while i < rest.len() {
+        match rest[i] {
+            b']' => return i + 1,
+            b'[' if matches!(rest.get(i + 1), Some(b':' | b'.' | b'=')) => {
+                let close = [rest[i + 1], b']'];
+                match rest[i + 2..].windows(2).position(|w| w == close) {
+                    Some(end) => i += 2 + end + 2,
+                    None => return rest.len(),
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    rest.len()
 }
 
 fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Log) {
@@ -247,6 +373,36 @@ mod tests {
         assert!(version_matches(b"1", b"6.1.0"));
         assert!(!version_matches(b"^5", b"6.1.0"));
         assert!(!version_matches(b"(", b"6.1.0"));
+    }
+
+    #[test]
+    fn regex_sizes() {
+        for (pattern, nodes) in [
+            (&b"4\\.4\\..*"[..], 5),
+            (b"^6\\.1[0-9]", 5),
+            (b"(a|b)+", 8),
+            (b"a{3}", 3),
+            (b"a{2,5}b", 6),
+            (b"a{,4}", 4),
+            (b"a{7,}", 8),
+            (b"x{y}", 4),
+            (b"[]a[:digit:]]x", 2),
+        ] {
+            assert_eq!(
+                regex_nodes(pattern),
+                nodes,
+                "{}",
+                String::from_utf8_lossy(pattern)
+            );
+        }
+        // What fuzzing found: glibc's regcomp took gigabytes for these.
+        let stacked = [&b"6."[..], &[b'+'; 40], b"*"].concat();
+        assert!(regex_nodes(&stacked) > MAX_REGEX_NODES);
+        assert!(regex_nodes(b"((a{1000}){1000}){1000}") > MAX_REGEX_NODES);
+        assert!(!version_matches(&stacked, b"6.1.0"));
+        // Still well within: long plain patterns and the usual repetitions.
+        assert!(regex_nodes(&[b'a'; 10_000]) <= MAX_REGEX_NODES);
+        assert!(version_matches(b"6\\.1+\\.(0|1)+", b"6.11.0"));
     }
 
     #[test]

@@ -86,10 +86,15 @@ pub fn index(data: &[u8]) {
     index.for_each(|_, _| {});
     for key in keys.iter().map(Vec::as_slice).chain(KEYS.iter().copied()) {
         let _ = index.lookup_bytes(key);
-        let text = String::from_utf8_lossy(key);
-        let _ = index.lookup(&text);
-        let _ = index.lookup_all(&text);
-        let _ = index.search_wildcard(&text);
+        let _ = index.lookup_all(&String::from_utf8_lossy(key));
+    }
+    // Wildcard searches cost the most: the fixed queries and two keys of the file.
+    for key in KEYS
+        .iter()
+        .copied()
+        .chain(keys.iter().take(2).map(Vec::as_slice))
+    {
+        let _ = index.search_wildcard(&String::from_utf8_lossy(key));
     }
 }
 

@@ -80,6 +80,9 @@ failed=0
 for t in "${TARGETS[@]}"; do
   log=$ROOT/fuzz/artifacts/$t.log
   mkdir -p "$ROOT/fuzz/artifacts/$t"
+  # Findings of earlier runs are already in fuzz/regressions.
+  rm -f "$ROOT/fuzz/artifacts/$t"/crash-* "$ROOT/fuzz/artifacts/$t"/oom-* \
+        "$ROOT/fuzz/artifacts/$t"/timeout-* "$ROOT/fuzz/artifacts/$t"/leak-*
   echo "== $t: ${SECONDS_EACH}s"
   quiet=()
   # depmod.d parsing prints its diagnostics on stderr as depmod does, which would only

@@ -105,15 +105,16 @@ fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Log) {
 }
 
 /// Whether a version pattern of an `override` or `external` line matches: `*`, or a
-/// POSIX extended regular expression found anywhere in the version. A pattern that
-/// would compile to more than [`MAX_REGEX_NODES`] nodes matches nothing, as when
-/// glibc's regcomp runs out of memory (which it otherwise does only after taking
-/// gigabytes for a 40-byte line such as `6.+++...+`).
+/// POSIX extended regular expression found anywhere in the version. glibc's regcomp
+/// and regexec can take gigabytes, minutes or more stack than there is on small
+/// hostile patterns (stacked repetitions, nested intervals, back-references), so a
+/// pattern that is not [`tame`](RegexShape::is_tame) matches nothing, as if regcomp
+/// had failed, which kmod also treats as no match.
 fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
     if pattern == b"*" {
         return true;
     }
-    if regex_nodes(pattern) > MAX_REGEX_NODES {
+    if !RegexShape::of(pattern).is_tame() {
         return false;
     }
     let (Ok(pattern), Ok(version)) = (CString::new(pattern), CString::new(version)) else {
@@ -141,78 +142,117 @@ pub fn parse_text(text: &[u8], version: &[u8], log: &Log) -> Rules {
     rules
 }
 
-/// Ceiling on [`regex_nodes`]: far above any version pattern (a pattern's length is
-/// about its size when nothing repeats it), and a few megabytes of compiled regex.
-const MAX_REGEX_NODES: u64 = 1 << 16;
+/// What makes glibc's regex engine slow or large on a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RegexShape {
+    /// An upper estimate of the size of glibc's parse tree: it copies the operand of
+    /// `+` (twice) and of an interval (`{m,n}`: n times, `{m,}`: m + 1 times), so
+    /// stacked or nested repetitions multiply; everything else adds.
+    nodes: u64,
+    /// How deeply repetitions nest (`a+`: 1, `(a+)*` and `a++`: 2).
+    depth: u32,
+    /// Whether a back-reference (`\1`..`\9`) appears, which makes glibc backtrack.
+    backreference: bool,
+}
 
-/// An upper estimate of the size of glibc's parse tree for an extended regular
-/// expression. glibc copies the repeated expression for `+` (twice) and for an
-/// interval (`{m,n}`: n times, `{m,}`: m + 1 times), so stacked or nested
-/// repetitions multiply; everything else adds.
-fn regex_nodes(pattern: &[u8]) -> u64 {
-    /// One nesting level: the size of its finished branches, of the current branch,
-    /// and of the current branch's last atom (what a repetition applies to).
-    #[derive(Default)]
-    struct Level {
-        done: u64,
-        branch: u64,
-        last: u64,
+impl RegexShape {
+    /// Past this, glibc recurses deeper than a thread's stack allows.
+    const MAX_NODES: u64 = 2048;
+    /// Bound on nodes^(depth + 1), which grows at least as fast as regcomp's and
+    /// regexec's time on patterns full of empty alternatives (measured: 20 of them
+    /// under 1 to 5 stacked `+` took 76 µs, 6 ms, 150 ms, 4.4 s and 498 s). Version
+    /// patterns are a few nodes, one or two repetitions deep.
+    const MAX_COST: u64 = 1_000_000;
+
+    fn is_tame(self) -> bool {
+        !self.backreference
+            && self.nodes <= Self::MAX_NODES
+            && self.nodes.saturating_pow(self.depth + 1) <= Self::MAX_COST
     }
-    let mut outer = Level::default();
-    let mut groups: Vec<Level> = Vec::new();
-    let mut i = 0;
-    while i < pattern.len() {
-        let c = pattern[i];
-        i += 1;
-        let top = groups.last_mut().unwrap_or(&mut outer);
-        let factor = match c {
-            b'*' | b'?' => Some(1),
-            b'+' => Some(2),
-            b'{' => interval(&pattern[i..]).map(|(low, high, len)| {
-                i += len;
-                high.unwrap_or(low.saturating_add(1)).max(1)
-            }),
-            _ => None,
-        };
-        if let Some(factor) = factor {
-            let grown = top.last.max(1).saturating_mul(factor);
-            top.branch = top.branch.saturating_sub(top.last).saturating_add(grown);
-            top.last = grown;
-            continue;
+
+    fn of(pattern: &[u8]) -> RegexShape {
+        /// One nesting level: the size of its finished branches, of the current
+        /// branch, and of the current branch's last atom (what a repetition applies
+        /// to), and the repetition depths inside it and inside that atom.
+        #[derive(Default)]
+        struct Level {
+            done: u64,
+            branch: u64,
+            last: u64,
+            depth: u32,
+            last_depth: u32,
         }
-        let atom = match c {
-            b'(' => {
-                groups.push(Level::default());
+        let mut backreference = false;
+        let mut outer = Level::default();
+        let mut groups: Vec<Level> = Vec::new();
+        let mut i = 0;
+        while i < pattern.len() {
+            let c = pattern[i];
+            i += 1;
+            let top = groups.last_mut().unwrap_or(&mut outer);
+            let factor = match c {
+                b'*' | b'?' => Some(1),
+                b'+' => Some(2),
+                b'{' => interval(&pattern[i..]).map(|(low, high, len)| {
+                    i += len;
+                    high.unwrap_or(low.saturating_add(1)).max(1)
+                }),
+                _ => None,
+            };
+            if let Some(factor) = factor {
+                let grown = top.last.max(1).saturating_mul(factor);
+                top.branch = top.branch.saturating_sub(top.last).saturating_add(grown);
+                top.last = grown;
+                top.last_depth += 1;
+                top.depth = top.depth.max(top.last_depth);
                 continue;
             }
-            b'|' => {
-                top.done = top.done.saturating_add(top.branch).saturating_add(1);
-                top.branch = 0;
-                top.last = 0;
-                continue;
-            }
-            b')' => match groups.pop() {
-                Some(group) => group.done.saturating_add(group.branch).saturating_add(1),
-                None => 1,
-            },
-            b'\\' => {
-                i += 1;
-                1
-            }
-            b'[' => {
-                i += bracket_len(&pattern[i..]);
-                1
-            }
-            _ => 1,
-        };
-        let top = groups.last_mut().unwrap_or(&mut outer);
-        top.branch = top.branch.saturating_add(atom);
-        top.last = atom;
+            let (atom, atom_depth) = match c {
+                b'(' => {
+                    groups.push(Level::default());
+                    continue;
+                }
+                b'|' => {
+                    top.done = top.done.saturating_add(top.branch).saturating_add(1);
+                    top.branch = 0;
+                    top.last = 0;
+                    top.last_depth = 0;
+                    continue;
+                }
+                b')' => match groups.pop() {
+                    Some(group) => (
+                        group.done.saturating_add(group.branch).saturating_add(1),
+                        group.depth,
+                    ),
+                    None => (1, 0),
+                },
+                b'\\' => {
+                    backreference |= matches!(pattern.get(i), Some(b'1'..=b'9'));
+                    i += 1;
+                    (1, 0)
+                }
+                b'[' => {
+                    i += bracket_len(&pattern[i..]);
+                    (1, 0)
+                }
+                _ => (1, 0),
+            };
+            let top = groups.last_mut().unwrap_or(&mut outer);
+            top.branch = top.branch.saturating_add(atom);
+            top.last = atom;
+            top.last_depth = atom_depth;
+            top.depth = top.depth.max(atom_depth);
+        }
+        // Unclosed groups (a syntax error for regcomp) count as they are.
+        let levels = || groups.iter().chain([&outer]);
+        RegexShape {
+            nodes: levels().fold(0, |sum, l| {
+                sum.saturating_add(l.done).saturating_add(l.branch)
+            }),
+            depth: levels().map(|l| l.depth).max().unwrap_or(0),
+            backreference,
+        }
     }
-    // Unclosed groups (a syntax error for regcomp) count as they are.
-    groups.iter().chain([&outer]).fold(0, |sum, l| {
-        sum.saturating_add(l.done).saturating_add(l.branch)
-    })
 }
 
 /// After a `{`: an interval `m}`, `m,}`, `m,n}` or `,n}` as (m, n, bytes read).
@@ -376,33 +416,62 @@ mod tests {
     }
 
     #[test]
-    fn regex_sizes() {
-        for (pattern, nodes) in [
-            (&b"4\\.4\\..*"[..], 5),
-            (b"^6\\.1[0-9]", 5),
-            (b"(a|b)+", 8),
-            (b"a{3}", 3),
-            (b"a{2,5}b", 6),
-            (b"a{,4}", 4),
-            (b"a{7,}", 8),
-            (b"x{y}", 4),
-            (b"[]a[:digit:]]x", 2),
+    fn regex_shapes() {
+        let shape = |p: &[u8]| {
+            let s = RegexShape::of(p);
+            (s.nodes, s.depth)
+        };
+        for (pattern, expected) in [
+            (&b"4\\.4\\..*"[..], (5, 1)),
+            (b"^6\\.1[0-9]", (5, 0)),
+            (b"(a|b)+", (8, 1)),
+            (b"a{3}", (3, 1)),
+            (b"a{2,5}b", (6, 1)),
+            (b"a{,4}", (4, 1)),
+            (b"a{7,}", (8, 1)),
+            (b"x{y}", (4, 0)),
+            (b"[]a[:digit:]]x", (2, 0)),
+            (b"6\\.(1|2)+(\\.[0-9]+)*", (14, 2)),
+            (b"a++", (4, 2)),
         ] {
             assert_eq!(
-                regex_nodes(pattern),
-                nodes,
+                shape(pattern),
+                expected,
                 "{}",
                 String::from_utf8_lossy(pattern)
             );
         }
-        // What fuzzing found: glibc's regcomp took gigabytes for these.
-        let stacked = [&b"6."[..], &[b'+'; 40], b"*"].concat();
-        assert!(regex_nodes(&stacked) > MAX_REGEX_NODES);
-        assert!(regex_nodes(b"((a{1000}){1000}){1000}") > MAX_REGEX_NODES);
-        assert!(!version_matches(&stacked, b"6.1.0"));
-        // Still well within: long plain patterns and the usual repetitions.
-        assert!(regex_nodes(&[b'a'; 10_000]) <= MAX_REGEX_NODES);
+        // Plausible version patterns are tame.
+        for pattern in [
+            &b"6\\.(1|2)+(\\.[0-9]+)*"[..],
+            b"^(5|6)\\.[0-9]+\\.[0-9]+-[0-9]+-(amd64|arm64|cloud-amd64)$",
+            b"4\\.4\\..*",
+            &[b'a'; 2000],
+        ] {
+            assert!(
+                RegexShape::of(pattern).is_tame(),
+                "{}",
+                String::from_utf8_lossy(pattern)
+            );
+        }
         assert!(version_matches(b"6\\.1+\\.(0|1)+", b"6.11.0"));
+        // What fuzzing found, and its relatives: regcomp took gigabytes, regexec
+        // minutes, or glibc overflowed the stack on these.
+        for pattern in [
+            [&b"6."[..], &[b'+'; 40], b"*"].concat(),
+            [&b"(\xff"[..], &[b'|'; 23], b"])+++++"].concat(),
+            b"((a{1000}){1000}){1000}".to_vec(),
+            b"((|a){1,100}){1,100}".to_vec(),
+            b"(a)\\1".to_vec(),
+            vec![b'a'; 3000],
+        ] {
+            assert!(
+                !RegexShape::of(&pattern).is_tame(),
+                "{}",
+                String::from_utf8_lossy(&pattern)
+            );
+            assert!(!version_matches(&pattern, b"6.1.0"));
+        }
     }
 
     #[test]

@@ -364,8 +364,9 @@ pub fn insert_module(
     let elf = ModuleElf::parse(module.data()).map_err(|e| InsertError::Strip(e.errno()))?;
     let mut image = if flags.force_modversion {
         elf.strip_modversions()
+            .map_err(|e| InsertError::Strip(e.errno()))?
     } else {
-        module.data().to_vec()
+        crate::limits::copy(module.data()).map_err(|e| InsertError::Strip(e.errno()))?
     };
     if flags.force_vermagic {
         let stripped = ModuleElf::parse(&image)
@@ -391,7 +392,9 @@ fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(done)
 }
 
-/// `delete_module` as kmod calls it: never waiting, optionally forced.
+/// `delete_module` as kmod calls it: never waiting (`O_NONBLOCK`), and with `O_TRUNC`
+/// when forced (which needs CONFIG_MODULE_FORCE_UNLOAD). The flags' values are the
+/// architecture's own `O_*` constants, which differ on alpha, mips, parisc and sparc.
 pub fn remove_module(kernel: &dyn Kernel, name: &[u8], force: bool) -> Result<(), Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
     let mut flags = DeleteModuleFlags::O_NONBLOCK;
@@ -615,6 +618,11 @@ mod tests {
                 "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK))",
                 "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK | O_TRUNC))"
             ]
+        );
+        // The kernel reads these as the target's open(2) flags.
+        assert_eq!(
+            (DeleteModuleFlags::O_NONBLOCK | DeleteModuleFlags::O_TRUNC).bits(),
+            nix::libc::O_NONBLOCK | nix::libc::O_TRUNC
         );
     }
 

@@ -10,9 +10,12 @@ pub mod config;
 pub mod depmod;
 pub mod diag;
 pub mod elf;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fuzzing;
 pub mod index;
 pub mod json;
 pub mod kernel;
+pub mod limits;
 pub mod modinfo;
 pub mod module;
 pub mod probe;

@@ -242,7 +242,11 @@ fn mutated_modules_never_panic() {
         inputs.push(m);
     }
     for data in inputs {
-        let Ok(file) = kmod_rs::module::ModuleFile::from_bytes(Path::new("m.ko"), data) else {
+        let Ok(file) = kmod_rs::module::ModuleFile::from_bytes(
+            Path::new("m.ko"),
+            data,
+            kmod_rs::limits::MODULE_SIZE_LIMIT,
+        ) else {
             continue;
         };
         let _ = file.signature();

@@ -35,6 +35,59 @@ pub trait Kernel {
     fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno>;
     fn init_module(&self, image: &[u8], params: &CStr) -> Result<(), Errno>;
     fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno>;
+    /// The kernel's log from now on (`/dev/kmsg`, read without blocking).
+    fn kernel_log(&self) -> io::Result<Box<dyn KernelLog>>;
+    /// The text of `/sys/kernel/security/lockdown` (`[none] integrity confidentiality`).
+    fn lockdown(&self) -> io::Result<Vec<u8>>;
+}
+
+/// Messages the kernel logs.
+pub trait KernelLog {
+    /// The messages logged since the last call (or since the log was opened).
+    fn read_new(&mut self) -> Vec<Vec<u8>>;
+}
+
+/// `/dev/kmsg`, positioned at its end when opened.
+struct Kmsg(File);
+
+impl Kmsg {
+    fn open() -> io::Result<Kmsg> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open("/dev/kmsg")?;
+        nix::unistd::lseek(&file, 0, nix::unistd::Whence::SeekEnd)?;
+        Ok(Kmsg(file))
+    }
+}
+
+impl KernelLog for Kmsg {
+    fn read_new(&mut self) -> Vec<Vec<u8>> {
+        use std::io::Read;
+        // One record per read: `prio,seq,time,flags;message`, then key=value lines.
+        const MAX_RECORDS: usize = 4096;
+        let mut buf = vec![0u8; 8192];
+        let mut out = Vec::new();
+        while out.len() < MAX_RECORDS {
+            match self.0.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let record = &buf[..n];
+                    let Some(start) = record.iter().position(|&b| b == b';') else {
+                        continue;
+                    };
+                    let text = &record[start + 1..];
+                    let end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+                    out.push(text[..end].to_vec());
+                }
+                // Records overwritten before we read them: go on with the next.
+                Err(e) if e.raw_os_error() == Some(Errno::EPIPE as i32) => {}
+                Err(_) => break,
+            }
+        }
+        out
+    }
 }
 
 /// The kernel this process runs on (`/proc` and `/sys` at their usual places).
@@ -92,6 +145,14 @@ impl Kernel for LiveKernel {
 
     fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno> {
         nix::kmod::delete_module(name, flags)
+    }
+
+    fn kernel_log(&self) -> io::Result<Box<dyn KernelLog>> {
+        Ok(Box::new(Kmsg::open()?))
+    }
+
+    fn lockdown(&self) -> io::Result<Vec<u8>> {
+        std::fs::read("/sys/kernel/security/lockdown")
     }
 }
 
@@ -422,8 +483,20 @@ pub mod fake {
         pub finit_result: Option<Errno>,
         pub init_result: Option<Errno>,
         pub delete_result: Option<Errno>,
+        /// What the kernel logs during a failed insertion; None: the log is unreadable.
+        pub log_on_failure: Option<Vec<Vec<u8>>>,
+        pub lockdown: Option<Vec<u8>>,
         /// Every syscall made, in order, in a readable form.
         pub calls: RefCell<Vec<String>>,
+    }
+
+    /// The fake log: what `log_on_failure` holds, once.
+    struct FakeLog(Vec<Vec<u8>>);
+
+    impl KernelLog for FakeLog {
+        fn read_new(&mut self) -> Vec<Vec<u8>> {
+            std::mem::take(&mut self.0)
+        }
     }
 
     impl FakeKernel {
@@ -481,6 +554,17 @@ pub mod fake {
                 .borrow_mut()
                 .push(format!("delete_module({name:?}, {flags:?})"));
             self.delete_result.map_or(Ok(()), Err)
+        }
+        fn kernel_log(&self) -> io::Result<Box<dyn KernelLog>> {
+            match &self.log_on_failure {
+                Some(lines) => Ok(Box::new(FakeLog(lines.clone()))),
+                None => Err(io::Error::from_raw_os_error(Errno::EACCES as i32)),
+            }
+        }
+        fn lockdown(&self) -> io::Result<Vec<u8>> {
+            self.lockdown
+                .clone()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod depmod;
 pub mod diag;
 pub mod elf;
+pub mod explain;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fuzzing;
 pub mod index;

@@ -19,6 +19,7 @@ use nix::errno::Errno;
 use crate::compat::{io_strerror, strerror};
 use crate::config::{Command, ModprobeConfig};
 use crate::diag::{Fatal, Priority, Sink};
+use crate::explain;
 use crate::json::Json;
 use crate::kernel::{self, InitState, InsertFlags, Kernel, StateError};
 use crate::msg;
@@ -182,6 +183,8 @@ pub struct Context<'a> {
     /// Environment for install and remove commands (a nested modprobe inherits
     /// options through `MODPROBE_OPTIONS`).
     command_env: Vec<(OsString, OsString)>,
+    /// Why the kernel refused the last module it refused ([`Context::take_explanation`]).
+    explanation: Vec<Vec<u8>>,
     modules: Vec<Module>,
     by_key: HashMap<Vec<u8>, ModId>,
 }
@@ -194,9 +197,16 @@ impl<'a> Context<'a> {
             kernel,
             sink,
             command_env: Vec::new(),
+            explanation: Vec::new(),
             modules: Vec::new(),
             by_key: HashMap::new(),
         }
+    }
+
+    /// What explains the kernel's last refusal of a module, to print after the
+    /// failure is reported (see [`explain`]).
+    pub fn take_explanation(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.explanation)
     }
 
     /// Sets an environment variable for the commands this context runs.
@@ -600,21 +610,26 @@ impl<'a> Context<'a> {
             force_vermagic: flags.force_vermagic,
             force_modversion: flags.force_modversion,
         };
-        kernel::insert_module(self.kernel, path, options, insert_flags).map_err(|e| {
-            self.sink.log_bytes(
-                Priority::Info,
-                msg![
-                    "Failed to insert module '",
-                    path,
-                    "': ",
-                    strerror(e.errno())
-                ],
-            );
-            if let kernel::InsertError::UnknownKernelCompression(_) = e {
-                self.sink.error(&e);
-            }
-            e.errno()
-        })
+        let refusal =
+            match explain::insert(self.kernel, path, options, insert_flags, Some(&self.dir)) {
+                Ok(()) => return Ok(()),
+                Err(refusal) => refusal,
+            };
+        let e = refusal.error;
+        self.sink.log_bytes(
+            Priority::Info,
+            msg![
+                "Failed to insert module '",
+                path,
+                "': ",
+                strerror(e.errno())
+            ],
+        );
+        if let kernel::InsertError::UnknownKernelCompression(_) = e {
+            self.sink.error(&e);
+        }
+        self.explanation = refusal.explanation;
+        Err(e.errno())
     }
 
     /// libkmod's install command run: `sh -c` with `MODPROBE_MODULE` set; a failure

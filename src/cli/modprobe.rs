@@ -589,6 +589,9 @@ fn insert_one(
                 Priority::Error,
                 msg!["could not insert '", ctx.name(id), "': ", reason],
             );
+            for line in ctx.take_explanation() {
+                sink.log_bytes(Priority::Error, line);
+            }
             false
         }
     }

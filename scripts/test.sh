@@ -35,5 +35,7 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo test --workspace --locked --release --all-features
 scripts/vm-test.sh
+# A boot that enforces module signatures, for the explanation of a refused module.
+scripts/vm-test.sh -a module.sig_enforce=1 tests/vm/sig-enforce/unsigned.sh
 scripts/initramfs-test.sh
 scripts/initramfs-test.sh -n index

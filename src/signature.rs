@@ -365,6 +365,19 @@ pub fn hex_wrapped(bytes: &[u8]) -> String {
     out
 }
 
+/// Bytes as uppercase hex pairs joined by `:`, on one line.
+pub fn hex_colons(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(char::from(HEX[(b >> 4) as usize]));
+        out.push(char::from(HEX[(b & 0xf) as usize]));
+    }
+    out
+}
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 #[cfg(test)]
@@ -379,6 +392,8 @@ mod tests {
         let s = hex_wrapped(&twenty_one);
         assert!(s.ends_with("12:13:\n\t\t14"), "{s}");
         assert_eq!(hex_wrapped(&twenty_one[..20]).matches('\n').count(), 0);
+        assert_eq!(hex_colons(&[0x1b, 0xf8, 0]), "1B:F8:00");
+        assert_eq!(hex_colons(&[]), "");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh Debian machine: installs what the tests drive, then
 # runs formatting and lints, the hermetic tests (what plain `cargo test` runs), the
 # differential group against reference kmod 34.2 on real Debian module trees
-# (fetched into the cache the first time, ~250 MB), the host-tools group (manual
+# (fetched into the cache the first time, ~250 MB; module signing against Debian's
+# sign-file, with keys openssl makes), the host-tools group (manual
 # pages, shell completions, make install), and the end-to-end test that boots
 # Debian's kernel in QEMU with our static binary.
 set -euo pipefail
@@ -12,7 +13,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 # Host programs the tests run. A missing one is installed, never skipped.
 declare -A package=(
   [man]=man-db [groff]=groff-base [zsh]=zsh [fish]=fish [make]=make
-  [strace]=strace [prlimit]=util-linux [dpkg-deb]=dpkg
+  [strace]=strace [prlimit]=util-linux [dpkg-deb]=dpkg [openssl]=openssl
 )
 need=()
 for cmd in "${!package[@]}"; do

@@ -9,12 +9,13 @@ use clap::Command;
 use crate::diag::{Priority, Sink};
 use crate::msg;
 use crate::signing::keys::{read_certificates, Certificate, KeyError, PrivateKey};
+use crate::signing::pkcs7::Pkcs7Error;
 use crate::signing::sign::{
     check_raw_signature, p7s_path, read_limited, sign, write_atomic, ModuleImage, SignError,
 };
 use crate::signing::HashAlgo;
 
-use super::{flag, positional_args, short_name, start, words};
+use super::{flag, help_or_version, parse, positional_args, short_name, words};
 
 const USAGE: &[&str] = &[
     "[-dpk] HASH KEY CERT MODULE [DEST]",
@@ -68,14 +69,17 @@ fn usage(prog: &str) {
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let prog = format!("{} sign", short_name(argv0));
-    let m = match start(&command(), argv0, args, USAGE, 26) {
+    let cmd = command();
+    let m = match parse(cmd.clone(), argv0, args) {
         Ok(m) => m,
-        Err(0) => return 0,
         Err(_) => {
             usage(&prog);
             return USAGE_ERROR;
         }
     };
+    if let Some(code) = help_or_version(&m, &cmd, &prog, USAGE, 26) {
+        return code;
+    }
     let words: Vec<PathBuf> = words(&m).into_iter().map(PathBuf::from).collect();
     if !(4..=5).contains(&words.len()) {
         usage(&prog);
@@ -139,8 +143,15 @@ impl Request<'_> {
                     PrivateKey::from_pem(&text).map_err(|e| about(key_path, SignError::Key(e)))
                 })?;
             let cert = certificate(cert_path)?;
-            sign(&module.content, &key, &cert, hash, self.by_key_id)
-                .map_err(|e| about(module_path, e))?
+            sign(&module.content, &key, &cert, hash, self.by_key_id).map_err(|e| match e {
+                SignError::Key(KeyError::Mismatch) => msg![
+                    key_path,
+                    ": the private key does not match the certificate ",
+                    cert_path
+                ],
+                SignError::Pkcs7(Pkcs7Error::Key(e)) => about(cert_path, SignError::Key(e)),
+                e => about(module_path, e),
+            })?
         };
         // Like sign-file, -p and -d only apply when signing here.
         if self.save && !self.raw {

@@ -21,7 +21,7 @@ use crate::signing::keys::{read_certificates, Certificate};
 use crate::signing::sign::{read_limited, SignError};
 use crate::signing::verify::{verify, KeyId, Report, Verdict};
 
-use super::{flag, positional_args, short_name, start, value, words};
+use super::{flag, help_or_version, parse, positional_args, short_name, value, words};
 
 const USAGE: &[&str] = &["[--cert CERT]... [--kernel IMAGE] MODULE..."];
 
@@ -58,11 +58,14 @@ pub fn command() -> Command {
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let prog = format!("{} verify", short_name(argv0));
-    let m = match start(&command(), argv0, args, USAGE, 24) {
+    let cmd = command();
+    let m = match parse(cmd.clone(), argv0, args) {
         Ok(m) => m,
-        Err(0) => return 0,
         Err(_) => return SETUP_ERROR,
     };
+    if let Some(code) = help_or_version(&m, &cmd, &prog, USAGE, 24) {
+        return code;
+    }
     let log = Sink::new(&prog, Priority::Error as i32, false);
     let modules = words(&m);
     if modules.is_empty() {
@@ -151,7 +154,8 @@ fn trusted_certificates(m: &ArgMatches) -> Result<Vec<Certificate>, Vec<u8>> {
             .unwrap_or_default()
     };
     let (certs, mut kernels) = (all("cert"), all("kernel"));
-    if certs.is_empty() && kernels.is_empty() {
+    let running = certs.is_empty() && kernels.is_empty();
+    if running {
         let release = kernel_release().map_err(|e| msg!["uname: ", io_strerror(&e)])?;
         kernels.push(PathBuf::from(OsString::from_vec(msg![
             "/boot/vmlinuz-",
@@ -163,7 +167,13 @@ fn trusted_certificates(m: &ArgMatches) -> Result<Vec<Certificate>, Vec<u8>> {
         trusted.extend(certificates_at(path)?);
     }
     for path in &kernels {
-        let image = read_limited(path, MAX_IMAGE_FILE).map_err(|e| about(path, e))?;
+        let image = read_limited(path, MAX_IMAGE_FILE).map_err(|e| {
+            let mut message = about(path, e);
+            if running {
+                message.extend(msg![" (the running kernel's image; name certificates with --cert or an image with --kernel)"]);
+            }
+            message
+        })?;
         let found = builtin_certificates(&image).map_err(|e| msg![path, ": ", e.to_string()])?;
         trusted.extend(found);
     }

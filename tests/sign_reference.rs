@@ -11,6 +11,8 @@
 //! - `kmod verify` accepts what sign-file made and rejects tampering;
 //! - with `--kernel`, every module of the trixie and bookworm trees verifies against
 //!   their own kernel image, and a module signed with a test key does not;
+//! - `-s` appends what `openssl cms -sign` makes as sign-file does, and refuses a
+//!   signature with signed attributes (the kernel refuses those);
 //! - a `.ko.xz` signed inside decompresses to exactly sign-file's output for the
 //!   decompressed module, and reference modinfo shows the new signer.
 
@@ -380,4 +382,46 @@ fn compressed_module_signed_inside_matches_sign_file() {
     assert!(text.contains("sig_hashalgo:   sha512\n"), "{text}");
     let ours = ok(run(&common::ours("modinfo"), &[&module]), "modinfo");
     common::assert_same_output("modinfo of the signed module", &ours, &out);
+}
+
+/// sign-file's second form: a signature made by `openssl cms -sign` (as with a key
+/// kept in a token), appended by both tools alike; one with signed attributes, which
+/// the kernel refuses in module signatures, is refused by kmod sign and reported
+/// invalid by kmod verify.
+#[test]
+fn raw_signatures_from_openssl_cms() {
+    let dir = scratch("raw");
+    let key = make_key(&dir, "rsa2048", &["-newkey", "rsa:2048"]);
+    let (_, module) = &real_modules(&dir)[3];
+    let cms = |extra: &[&str], out: &Path| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"cms", &"-sign", &"-binary", &"-nocerts", &"-outform", &"DER", &"-md", &"sha256",
+            &"-signer", &key.cert, &"-inkey", &key.key, &"-in", module, &"-out", &out,
+        ];
+        for e in extra {
+            args.push(e);
+        }
+        ok(openssl(&args), "openssl cms -sign");
+    };
+    let plain = dir.join("plain.p7s");
+    cms(&["-noattr"], &plain);
+    // openssl's command makes exactly what sign-file (and kmod sign -d) make.
+    let copy = dir.join("copy.ko");
+    std::fs::copy(module, &copy).unwrap();
+    ok(kmod(&[&"sign", &"-d", &"sha256", &key.key, &key.cert, &copy]), "kmod sign -d");
+    assert!(read(&plain) == read(&dir.join("copy.ko.p7s")));
+    let (theirs, ours) = (dir.join("theirs.ko"), dir.join("ours.ko"));
+    ok(run(&sign_file(), &[&"-s", &plain, &"sha256", &key.cert, module, &theirs]), "sign-file -s");
+    ok(kmod(&[&"sign", &"-s", &plain, &"sha256", &key.cert, module, &ours]), "kmod sign -s");
+    assert!(read(&theirs) == read(&ours), "-s: signed modules differ");
+
+    let with_attributes = dir.join("attributes.p7s");
+    cms(&[], &with_attributes);
+    let out = kmod(&[&"sign", &"-s", &with_attributes, &"sha256", &key.cert, module, &ours]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the kernel refuses module signatures with signed attributes"));
+    ok(run(&sign_file(), &[&"-s", &with_attributes, &"sha256", &key.cert, module, &theirs]), "sign-file -s");
+    let out = kmod(&[&"verify", &"--cert", &key.cert, &theirs]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": invalid, signed by \"kmod-rs reference test key\""));
 }

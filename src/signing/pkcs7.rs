@@ -66,23 +66,15 @@ impl SignerId {
     }
 }
 
-/// Signed attributes, when a signer has them: the signature covers their DER
-/// encoding (as a SET), and they carry the content's digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedAttributes {
-    pub der: Vec<u8>,
-    pub message_digest: Option<Vec<u8>>,
-    /// The content type attribute, when present.
-    pub content_type: Option<ObjectIdentifier>,
-}
-
 /// One SignerInfo, with its algorithms resolved where they are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signer {
     pub id: SignerId,
     pub digest: Result<HashAlgo, ObjectIdentifier>,
     pub key_kind: Result<KeyKind, ObjectIdentifier>,
-    pub signed_attributes: Option<SignedAttributes>,
+    /// Whether the signer has signed attributes (the kernel refuses them in module
+    /// signatures).
+    pub has_signed_attributes: bool,
     pub signature: Vec<u8>,
 }
 
@@ -104,10 +96,7 @@ pub fn parse(der: &[u8]) -> Result<Message, Pkcs7Error> {
         return Err(Pkcs7Error::NotSignedData(info.content_type));
     }
     let data: SignedData = info.content.decode_as().map_err(der_error)?;
-    let mut signers = Vec::new();
-    for si in data.signer_infos.0.iter() {
-        signers.push(signer(si)?);
-    }
+    let signers: Vec<Signer> = data.signer_infos.0.iter().map(signer).collect();
     if signers.is_empty() {
         return Err(Pkcs7Error::NoSigner);
     }
@@ -118,7 +107,7 @@ pub fn parse(der: &[u8]) -> Result<Message, Pkcs7Error> {
     })
 }
 
-fn signer(si: &SignerInfo) -> Result<Signer, Pkcs7Error> {
+fn signer(si: &SignerInfo) -> Signer {
     let id = match &si.sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => SignerId::IssuerAndSerial {
             issuer: ias.issuer.clone(),
@@ -126,34 +115,13 @@ fn signer(si: &SignerInfo) -> Result<Signer, Pkcs7Error> {
         },
         SignerIdentifier::SubjectKeyIdentifier(ski) => SignerId::KeyId(ski.0.as_bytes().to_vec()),
     };
-    let signed_attributes = match &si.signed_attrs {
-        None => None,
-        Some(attrs) => {
-            let single = |oid: ObjectIdentifier| {
-                attrs
-                    .iter()
-                    .find(|a| a.oid == oid)
-                    .and_then(|a| (a.values.len() == 1).then(|| a.values.get(0)).flatten())
-            };
-            let message_digest = single(rfc5911::ID_MESSAGE_DIGEST)
-                .and_then(|v| v.decode_as::<OctetString>().ok())
-                .map(OctetString::into_bytes);
-            let content_type = single(rfc5911::ID_CONTENT_TYPE)
-                .and_then(|v| v.decode_as::<ObjectIdentifier>().ok());
-            Some(SignedAttributes {
-                der: attrs.to_der().map_err(der_error)?,
-                message_digest,
-                content_type,
-            })
-        }
-    };
-    Ok(Signer {
+    Signer {
         id,
         digest: HashAlgo::from_oid(&si.digest_alg.oid).ok_or(si.digest_alg.oid),
         key_kind: key_kind(&si.signature_algorithm.oid).ok_or(si.signature_algorithm.oid),
-        signed_attributes,
+        has_signed_attributes: si.signed_attrs.is_some(),
         signature: si.signature.as_bytes().to_vec(),
-    })
+    }
 }
 
 /// The key type a SignerInfo's signature algorithm stands for: the bare key

@@ -1,8 +1,9 @@
 //! Checking a module's appended signature against trusted certificates, with the
 //! kernel's rules: the `module_signature` trailer must announce PKCS#7 with every
-//! other field zero, the message must be detached signed data, and a signer is found
-//! by issuer and serial number or by subject key identifier. Every signer whose
-//! certificate is trusted must verify, and at least one must be trusted.
+//! other field zero, the message must be detached signed data of type `id-data`
+//! without signed attributes, and a signer is found by issuer and serial number or by
+//! subject key identifier. Every signer whose certificate is trusted must verify, and
+//! at least one must be trusted.
 
 use x509_cert::der::oid::db::rfc5911;
 
@@ -72,6 +73,25 @@ pub fn verify(module: &[u8], trusted: &[Certificate]) -> Report {
         Ok(message) => message,
         Err(e) => return invalid(e.to_string()),
     };
+    // What the kernel checks of the message as a whole before it looks for keys.
+    let refused = if message.content_type != rfc5911::ID_DATA {
+        Some(format!(
+            "the signed content is of type {}, not data",
+            message.content_type
+        ))
+    } else if message.has_content {
+        Some("the message carries its content; a module signature is detached".into())
+    } else if message.signers.iter().any(|s| s.has_signed_attributes) {
+        Some("the kernel refuses module signatures with signed attributes".into())
+    } else {
+        None
+    };
+    if let Some(why) = refused {
+        return Report {
+            verdict: Verdict::Invalid(why),
+            signer: message.signers.first().map(|s| summary(s, None)),
+        };
+    }
     let mut valid = None;
     for signer in &message.signers {
         let cert = trusted.iter().find(|c| signer.id.names(c));
@@ -79,17 +99,7 @@ pub fn verify(module: &[u8], trusted: &[Certificate]) -> Report {
         let Some(cert) = cert else {
             continue;
         };
-        let checked = if message.content_type != rfc5911::ID_DATA {
-            Err(format!(
-                "the signed content is of type {}, not data",
-                message.content_type
-            ))
-        } else if message.has_content {
-            Err("the message carries its content; a module signature is detached".into())
-        } else {
-            check(signer, cert, appended.content)
-        };
-        match checked {
+        match check(signer, cert, appended.content) {
             Err(why) => {
                 return Report {
                     verdict: Verdict::Invalid(why),
@@ -145,23 +155,8 @@ fn check(signer: &Signer, cert: &Certificate, content: &[u8]) -> Result<(), Stri
         .key_kind
         .map_err(|oid| format!("unsupported signature algorithm {oid}"))?;
     let digest = hash.digest(content);
-    let signed = match &signer.signed_attributes {
-        None => digest,
-        Some(attrs) => {
-            let Some(message_digest) = &attrs.message_digest else {
-                return Err("the signed attributes have no message digest".into());
-            };
-            if *message_digest != digest {
-                return Err("the module does not match the signed digest".into());
-            }
-            if attrs.content_type.is_some_and(|t| t != rfc5911::ID_DATA) {
-                return Err("the signed attributes name another content type".into());
-            }
-            hash.digest(&attrs.der)
-        }
-    };
     cert.public_key()
-        .verify_digest(kind, hash, &signed, &signer.signature)
+        .verify_digest(kind, hash, &digest, &signer.signature)
         .map_err(|e| match e {
             super::keys::SignatureError::Mismatch => {
                 "the signature does not match the module".to_string()

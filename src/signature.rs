@@ -111,7 +111,10 @@ pub fn split_appended(module: &[u8]) -> Result<Option<Appended<'_>>, TrailerErro
     let Some(body) = module.strip_suffix(MAGIC) else {
         return Ok(None);
     };
-    let info_start = body.len().checked_sub(INFO_LEN).ok_or(TrailerError::Truncated)?;
+    let info_start = body
+        .len()
+        .checked_sub(INFO_LEN)
+        .ok_or(TrailerError::Truncated)?;
     let mut info = [0u8; INFO_LEN];
     info.copy_from_slice(&body[info_start..]);
     let body = &body[..info_start];
@@ -438,9 +441,21 @@ mod tests {
         odd[at + 5] = 1;
         let split = split_appended(&odd).unwrap().unwrap();
         assert_eq!(split.check_pkcs7_info(), Err(TrailerError::NonZeroFields));
-        assert_eq!(split_appended(&signed[3..]).unwrap().unwrap().content, b"F module");
-        assert_eq!(split_appended(&signed[12..]), Err(TrailerError::TooLong { len: 3, available: 2 }));
-        assert_eq!(split_appended(&signed[signed.len() - MAGIC.len() - 4..]), Err(TrailerError::Truncated));
+        assert_eq!(
+            split_appended(&signed[3..]).unwrap().unwrap().content,
+            b"F module"
+        );
+        assert_eq!(
+            split_appended(&signed[12..]),
+            Err(TrailerError::TooLong {
+                len: 3,
+                available: 2
+            })
+        );
+        assert_eq!(
+            split_appended(&signed[signed.len() - MAGIC.len() - 4..]),
+            Err(TrailerError::Truncated)
+        );
         let mut empty = b"x".to_vec();
         empty.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         empty.extend_from_slice(MAGIC);

@@ -60,7 +60,11 @@ fn tools() -> Vec<Tool> {
             "kmod.8",
         ),
         (&["kmod", "sign"][..], tools::sign::command(), "kmod-sign.8"),
-        (&["kmod", "verify"][..], tools::verify::command(), "kmod-verify.8"),
+        (
+            &["kmod", "verify"][..],
+            tools::verify::command(),
+            "kmod-verify.8",
+        ),
     ];
     let mut all: Vec<Tool> = clap_tools
         .into_iter()

@@ -6,7 +6,9 @@
 mod common;
 mod golden_support;
 
-use golden_support::{assert_golden, demo_tree, depmod_files, golden_files_dir, golden_path, render, run};
+use golden_support::{
+    assert_golden, demo_tree, depmod_files, golden_files_dir, golden_path, render, run,
+};
 
 #[test]
 fn tools_print_what_kmod_prints() {

@@ -4,7 +4,9 @@
 mod common;
 mod golden_support;
 
-use golden_support::{assert_golden, demo_tree, depmod_files, golden_files_dir, golden_path, render, run};
+use golden_support::{
+    assert_golden, demo_tree, depmod_files, golden_files_dir, golden_path, render, run,
+};
 
 fn check_or_record(what: &str, path: &std::path::Path, actual: &[u8]) {
     if std::env::var_os("KMOD_UPDATE_GOLDEN").is_some() {
@@ -20,7 +22,12 @@ fn golden_outputs_are_kmods() {
     let depmod = run(&common::reference("depmod"), &golden_support::DEPMOD, &root);
     check_or_record("depmod", &golden_path("depmod"), &render(&depmod, &root));
     let files = depmod_files(&root);
-    assert_eq!(files.len(), 11, "reference depmod wrote {} files", files.len());
+    assert_eq!(
+        files.len(),
+        11,
+        "reference depmod wrote {} files",
+        files.len()
+    );
     for (name, data) in files {
         check_or_record(&name, &golden_files_dir().join(&name), &data);
     }

@@ -49,7 +49,8 @@ impl Actions for Printed {
         self.0.push(String::from_utf8_lossy(line).into_owned());
     }
     fn print_flushed(&mut self, line: &[u8]) {
-        self.0.push(format!("{} (flushed)", String::from_utf8_lossy(line)));
+        self.0
+            .push(format!("{} (flushed)", String::from_utf8_lossy(line)));
     }
 }
 
@@ -87,7 +88,10 @@ fn insert_loads_dependencies_first_with_configured_options() {
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[0], "finit_module(\"\", 0)");
     assert!(calls[1].starts_with("init_module("), "{calls:?}");
-    assert!(calls[2].ends_with(", \"debug=3 extra=caf\\xe9\")"), "{calls:?}");
+    assert!(
+        calls[2].ends_with(", \"debug=3 extra=caf\\xe9\")"),
+        "{calls:?}"
+    );
     assert_eq!(printed.0.len(), 3);
     assert!(printed.0[2].ends_with("demonet.ko.zst debug=3 extra=caf\u{fffd}"));
     std::fs::remove_dir_all(root).unwrap();
@@ -142,7 +146,12 @@ fn remove_takes_unused_dependencies_and_holders() {
     for (threshold, stopped) in [(Priority::Warning, true), (Priority::Emergency, false)] {
         let ctx = context(&root, &kernel);
         let sink = Sink::new("modprobe", threshold as i32, false);
-        let mut ctx = Context::new(ModuleDir::new(ctx.dir.path().to_path_buf()), ctx.config, &kernel, sink);
+        let mut ctx = Context::new(
+            ModuleDir::new(ctx.dir.path().to_path_buf()),
+            ctx.config,
+            &kernel,
+            sink,
+        );
         let id = ctx.lookup(b"democore").unwrap()[0];
         let result = ctx.remove(id, &remove_flags(), &mut Printed::default());
         if stopped {

@@ -93,8 +93,16 @@ fn verify(certs: &[&Path], module: &Path) -> (i32, String) {
 
 const KEYS: [(&str, &str, &str); 5] = [
     ("rsa2048.key", "rsa2048.crt", "kmod-rs test RSA-2048"),
-    ("rsa2048-traditional.key", "rsa2048.der", "kmod-rs test RSA-2048"),
-    ("rsa2048-combined.pem", "rsa2048-combined.pem", "kmod-rs test RSA-2048"),
+    (
+        "rsa2048-traditional.key",
+        "rsa2048.der",
+        "kmod-rs test RSA-2048",
+    ),
+    (
+        "rsa2048-combined.pem",
+        "rsa2048-combined.pem",
+        "kmod-rs test RSA-2048",
+    ),
     ("p256.key", "p256.crt", "kmod-rs test ECDSA P-256"),
     ("p384.key", "p384.der", "kmod-rs test ECDSA P-384"),
 ];
@@ -118,8 +126,10 @@ fn every_key_form_and_hash_signs_and_verifies() {
                 let expected = if key_id { "(key id " } else { "(serial " };
                 assert_eq!(code, 0, "{line}");
                 assert!(
-                    line.starts_with(&format!("{}: valid, signed by \"{name}\" {expected}", dest.display()))
-                        && line.ends_with(&format!(") with {hash}\n")),
+                    line.starts_with(&format!(
+                        "{}: valid, signed by \"{name}\" {expected}",
+                        dest.display()
+                    )) && line.ends_with(&format!(") with {hash}\n")),
                     "{line}"
                 );
             }
@@ -133,8 +143,8 @@ fn signatures_are_deterministic_and_carry_no_certificate() {
     let cert = &signing::keys::read_certificates(&std::fs::read(fixture("rsa2048.crt")).unwrap())
         .unwrap()[0];
     for (key, cert_file) in [("rsa2048.key", "rsa2048.crt"), ("p384.key", "p384.crt")] {
-        let key = signing::keys::PrivateKey::from_pem(&std::fs::read(fixture(key)).unwrap())
-            .unwrap();
+        let key =
+            signing::keys::PrivateKey::from_pem(&std::fs::read(fixture(key)).unwrap()).unwrap();
         let cert = &signing::keys::read_certificates(&std::fs::read(fixture(cert_file)).unwrap())
             .unwrap()[0];
         let hash = signing::HashAlgo::Sha256;
@@ -146,11 +156,13 @@ fn signatures_are_deterministic_and_carry_no_certificate() {
         assert!(!message.has_content);
     }
     // A key and a certificate that do not belong together are refused.
-    let p384 = signing::keys::PrivateKey::from_pem(&std::fs::read(fixture("p384.key")).unwrap())
-        .unwrap();
+    let p384 =
+        signing::keys::PrivateKey::from_pem(&std::fs::read(fixture("p384.key")).unwrap()).unwrap();
     assert!(matches!(
         signing::sign::sign(&content, &p384, cert, signing::HashAlgo::Sha256, false),
-        Err(signing::sign::SignError::Key(signing::keys::KeyError::Mismatch))
+        Err(signing::sign::SignError::Key(
+            signing::keys::KeyError::Mismatch
+        ))
     ));
 }
 
@@ -169,7 +181,14 @@ fn verify_rejects_tampered_and_malformed_signatures() {
     let module = write_module(&dir, "demo", kogen::Compression::None);
     let content_len = std::fs::metadata(&module).unwrap().len() as usize;
     let signed = dir.join("signed.ko");
-    ok(kmod(&[&"sign", &"sha256", &fixture("rsa2048.key"), &fixture("rsa2048.crt"), &module, &signed]));
+    ok(kmod(&[
+        &"sign",
+        &"sha256",
+        &fixture("rsa2048.key"),
+        &fixture("rsa2048.crt"),
+        &module,
+        &signed,
+    ]));
     let cert = fixture("rsa2048.crt");
     assert_eq!(verify(&[&cert], &signed).0, 0);
     let trailer = MAGIC.len() + 12;
@@ -260,11 +279,25 @@ fn verify_rejects_tampered_and_malformed_signatures() {
     assert_eq!(out.status.code(), Some(1));
     let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines[0].contains(": valid,") && lines[1].contains(": invalid,") && lines[2].contains(": valid,"));
+    assert!(
+        lines[0].contains(": valid,")
+            && lines[1].contains(": invalid,")
+            && lines[2].contains(": valid,")
+    );
     // A file that is not a module is an error on stderr, not a line.
-    let out = kmod(&[&"verify", &"--cert", &cert, &dir.join("missing.ko"), &signed]);
+    let out = kmod(&[
+        &"verify",
+        &"--cert",
+        &cert,
+        &dir.join("missing.ko"),
+        &signed,
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("missing.ko: No such file or directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing.ko: No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stdout(&out).lines().count(), 1);
 }
 
@@ -283,30 +316,60 @@ fn compressed_modules_are_signed_inside_and_resigned_not_stacked() {
     let (key, cert) = (fixture("rsa2048.key"), fixture("rsa2048.crt"));
     ok(kmod(&[&"sign", &"sha512", &key, &cert, &plain, &expected]));
     let expected = std::fs::read(&expected).unwrap();
-    for compression in [kogen::Compression::Xz, kogen::Compression::Zstd, kogen::Compression::Gzip] {
+    for compression in [
+        kogen::Compression::Xz,
+        kogen::Compression::Zstd,
+        kogen::Compression::Gzip,
+    ] {
         let module = write_module(&dir, "demo", compression);
         let original = std::fs::read(&module).unwrap();
         ok(kmod(&[&"sign", &"sha512", &key, &cert, &module]));
         let signed = std::fs::read(&module).unwrap();
         let kind = Compression::detect(&signed);
         assert_eq!(kind, Compression::detect(&original), "{compression:?}");
-        assert_eq!(decompress(kind, signed.clone()).unwrap(), expected, "{compression:?}");
+        assert_eq!(
+            decompress(kind, signed.clone()).unwrap(),
+            expected,
+            "{compression:?}"
+        );
         if compression == kogen::Compression::Xz {
             assert_eq!(signed[7], original[7], "xz check type");
         }
         // modinfo reads the signer through the compression.
-        let info = ok(Command::new(common::ours("modinfo")).arg("-F").arg("signer").arg(&module).output().unwrap());
+        let info = ok(Command::new(common::ours("modinfo"))
+            .arg("-F")
+            .arg("signer")
+            .arg(&module)
+            .output()
+            .unwrap());
         assert_eq!(stdout(&info), "kmod-rs test RSA-2048\n");
 
         // Signing again with another key replaces the signature.
-        ok(kmod(&[&"sign", &"sha256", &fixture("p384.key"), &fixture("p384.crt"), &module]));
+        ok(kmod(&[
+            &"sign",
+            &"sha256",
+            &fixture("p384.key"),
+            &fixture("p384.crt"),
+            &module,
+        ]));
         let resigned = decompress(kind, std::fs::read(&module).unwrap()).unwrap();
-        assert_eq!(resigned.windows(MAGIC.len()).filter(|w| *w == MAGIC).count(), 1);
+        assert_eq!(
+            resigned
+                .windows(MAGIC.len())
+                .filter(|w| *w == MAGIC)
+                .count(),
+            1
+        );
         let split = split_appended(&resigned).unwrap().unwrap();
         assert_eq!(split.content, &module_bytes("demo")[..]);
         assert_eq!(verify(&[&fixture("p384.crt")], &module).0, 0);
         assert_eq!(verify(&[&cert], &module).0, 1);
-        let info = ok(Command::new(common::ours("modinfo")).arg("-F").arg("signer").arg(&module).output().unwrap());
+        let info = ok(Command::new(common::ours("modinfo"))
+            .arg("-F")
+            .arg("signer")
+            .arg(&module)
+            .output()
+            .unwrap());
         assert_eq!(stdout(&info), "kmod-rs test ECDSA P-384\n");
     }
 }
@@ -318,9 +381,15 @@ fn saved_detached_and_raw_signatures() {
     let module = write_module(&dir, "demo", kogen::Compression::None);
     let original = std::fs::read(&module).unwrap();
     let reference = dir.join("reference.ko");
-    ok(kmod(&[&"sign", &"sha256", &key, &cert, &module, &reference]));
+    ok(kmod(&[
+        &"sign", &"sha256", &key, &cert, &module, &reference,
+    ]));
     let reference = std::fs::read(reference).unwrap();
-    let pkcs7 = split_appended(&reference).unwrap().unwrap().signature.to_vec();
+    let pkcs7 = split_appended(&reference)
+        .unwrap()
+        .unwrap()
+        .signature
+        .to_vec();
 
     // -d: the signature alone, beside the module, which stays as it was.
     ok(kmod(&[&"sign", &"-d", &"sha256", &key, &cert, &module]));
@@ -338,19 +407,36 @@ fn saved_detached_and_raw_signatures() {
     let unsigned = dir.join("unsigned.ko");
     std::fs::write(&unsigned, &original).unwrap();
     let raw_dest = dir.join("raw.ko");
-    ok(kmod(&[&"sign", &"-s", &p7s, &"sha256", &cert, &unsigned, &raw_dest]));
+    ok(kmod(&[
+        &"sign", &"-s", &p7s, &"sha256", &cert, &unsigned, &raw_dest,
+    ]));
     assert_eq!(std::fs::read(&raw_dest).unwrap(), reference);
     // A signature of another module, or checked with another certificate, is refused.
     let other = write_module(&dir, "other", kogen::Compression::None);
     let out = kmod(&[&"sign", &"-s", &p7s, &"sha256", &cert, &other]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("the signature does not verify with the certificate: the signature does not match the module"), "{}", stderr(&out));
-    let out = kmod(&[&"sign", &"-s", &p7s, &"sha256", &fixture("p256.crt"), &unsigned]);
+    let out = kmod(&[
+        &"sign",
+        &"-s",
+        &p7s,
+        &"sha256",
+        &fixture("p256.crt"),
+        &unsigned,
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("made by another signer"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("made by another signer"),
+        "{}",
+        stderr(&out)
+    );
     let out = kmod(&[&"sign", &"-s", &cert, &"sha256", &cert, &unsigned]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("malformed PKCS#7 message"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("malformed PKCS#7 message"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read(&unsigned).unwrap(), original);
     assert!(std::fs::read(&other).is_ok_and(|d| split_appended(&d) == Ok(None)));
 }
@@ -367,7 +453,10 @@ fn in_place_signing_keeps_the_mode_and_leaves_no_temporary_file() {
     let mode = std::fs::metadata(&module).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o600);
     assert_eq!(verify(&[&cert], &module).0, 0);
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["demo.ko"]);
 }
 
@@ -384,27 +473,59 @@ fn usage_and_input_errors() {
     ] {
         let out = kmod(&args);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        assert!(stderr(&out).contains("Usage: kmod sign [-dpk] HASH KEY CERT MODULE [DEST]"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Usage: kmod sign [-dpk] HASH KEY CERT MODULE [DEST]"),
+            "{}",
+            stderr(&out)
+        );
     }
     let help = ok(kmod(&[&"sign", &"--help"]));
     assert!(stdout(&help).contains("-s, --raw-signature"));
     let original = std::fs::read(&module).unwrap();
     let missing = dir.join("missing");
     for (args, message) in [
-        (vec![&"md5" as &dyn AsRef<std::ffi::OsStr>, &key, &cert, &module], "unsupported hash algorithm 'md5' (sha256, sha384 or sha512)".to_string()),
-        (vec![&"sha256", &key, &cert, &missing], format!("{}: No such file or directory", missing.display())),
-        (vec![&"sha256", &missing, &cert, &module], format!("{}: No such file or directory", missing.display())),
-        (vec![&"sha256", &key, &fixture("p256.crt"), &module], "the private key does not match the certificate".into()),
-        (vec![&"sha256", &fixture("encrypted.key"), &cert, &module], "the private key is encrypted".into()),
-        (vec![&"sha256", &cert, &cert, &module], "no private key found".into()),
-        (vec![&"sha256", &key, &key, &module], "no certificate found".into()),
-        (vec![&"sha256", &key, &fixture("rsa2048.key"), &module], "no certificate found".into()),
+        (
+            vec![&"md5" as &dyn AsRef<std::ffi::OsStr>, &key, &cert, &module],
+            "unsupported hash algorithm 'md5' (sha256, sha384 or sha512)".to_string(),
+        ),
+        (
+            vec![&"sha256", &key, &cert, &missing],
+            format!("{}: No such file or directory", missing.display()),
+        ),
+        (
+            vec![&"sha256", &missing, &cert, &module],
+            format!("{}: No such file or directory", missing.display()),
+        ),
+        (
+            vec![&"sha256", &key, &fixture("p256.crt"), &module],
+            "the private key does not match the certificate".into(),
+        ),
+        (
+            vec![&"sha256", &fixture("encrypted.key"), &cert, &module],
+            "the private key is encrypted".into(),
+        ),
+        (
+            vec![&"sha256", &cert, &cert, &module],
+            "no private key found".into(),
+        ),
+        (
+            vec![&"sha256", &key, &key, &module],
+            "no certificate found".into(),
+        ),
+        (
+            vec![&"sha256", &key, &fixture("rsa2048.key"), &module],
+            "no certificate found".into(),
+        ),
     ] {
         let mut full: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"sign"];
         full.extend(args);
         let out = kmod(&full);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert!(stderr(&out).starts_with("kmod sign: ERROR: ") && stderr(&out).contains(&message), "{}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("kmod sign: ERROR: ") && stderr(&out).contains(&message),
+            "{}",
+            stderr(&out)
+        );
         assert_eq!(std::fs::read(&module).unwrap(), original);
     }
 
@@ -413,14 +534,26 @@ fn usage_and_input_errors() {
     assert_eq!(out.status.code(), Some(2));
     let out = kmod(&[&"verify", &"--cert", &key, &module]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no certificate found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no certificate found"),
+        "{}",
+        stderr(&out)
+    );
     let out = kmod(&[&"verify", &"--kernel", &missing, &module]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("missing: No such file or directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing: No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
     let empty = scratch("empty");
     let out = kmod(&[&"verify", &"--cert", &empty, &module]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no certificates in this directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no certificates in this directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -434,9 +567,17 @@ fn certificate_directories_bundles_and_der_lists() {
     }
     let bundle = dir.join("bundle.pem");
     let der_list = dir.join("list.der");
-    let pem = [std::fs::read(fixture("p256.crt")).unwrap(), std::fs::read(fixture("rsa2048.crt")).unwrap()].concat();
+    let pem = [
+        std::fs::read(fixture("p256.crt")).unwrap(),
+        std::fs::read(fixture("rsa2048.crt")).unwrap(),
+    ]
+    .concat();
     std::fs::write(&bundle, pem).unwrap();
-    let der = [std::fs::read(fixture("p256.der")).unwrap(), std::fs::read(fixture("p384.der")).unwrap()].concat();
+    let der = [
+        std::fs::read(fixture("p256.der")).unwrap(),
+        std::fs::read(fixture("p384.der")).unwrap(),
+    ]
+    .concat();
     std::fs::write(&der_list, der).unwrap();
     let module = write_module(&dir, "demo", kogen::Compression::None);
     for (key, cert, trusted_by) in [
@@ -445,10 +586,22 @@ fn certificate_directories_bundles_and_der_lists() {
         ("p256.key", "p256.crt", [false, true, true]),
     ] {
         let signed = dir.join(format!("{key}.ko"));
-        ok(kmod(&[&"sign", &"sha384", &fixture(key), &fixture(cert), &module, &signed]));
+        ok(kmod(&[
+            &"sign",
+            &"sha384",
+            &fixture(key),
+            &fixture(cert),
+            &module,
+            &signed,
+        ]));
         for (source, trusted) in [&certs, &bundle, &der_list].into_iter().zip(trusted_by) {
             let (code, line) = verify(&[source], &signed);
-            assert_eq!(code == 0, trusted, "{key} with {}: {line}", source.display());
+            assert_eq!(
+                code == 0,
+                trusted,
+                "{key} with {}: {line}",
+                source.display()
+            );
         }
     }
 }
@@ -461,7 +614,10 @@ fn fake_vmlinux(list: &[&str]) -> Vec<u8> {
     image.extend(std::fs::read(fixture("other.der")).unwrap());
     image.extend_from_slice(b"unrelated data after a certificate");
     image.resize(image.len().next_multiple_of(8) + 64, 0xcc);
-    let certs: Vec<u8> = list.iter().flat_map(|c| std::fs::read(fixture(c)).unwrap()).collect();
+    let certs: Vec<u8> = list
+        .iter()
+        .flat_map(|c| std::fs::read(fixture(c)).unwrap())
+        .collect();
     image.extend(&certs);
     image.resize(image.len().next_multiple_of(8), 0);
     image.extend((certs.len() as u64).to_le_bytes());
@@ -510,7 +666,14 @@ fn kernel_images_give_their_builtin_certificates() {
     let module = write_module(&dir, "demo", kogen::Compression::None);
     let signed_by = |key: &str, cert: &str| {
         let path = dir.join(format!("{key}.ko"));
-        ok(kmod(&[&"sign", &"sha256", &fixture(key), &fixture(cert), &module, &path]));
+        ok(kmod(&[
+            &"sign",
+            &"sha256",
+            &fixture(key),
+            &fixture(cert),
+            &module,
+            &path,
+        ]));
         path
     };
     let (rsa, p384, other) = (
@@ -536,11 +699,25 @@ fn kernel_images_give_their_builtin_certificates() {
         let out = kmod(&[&"verify", &"--kernel", &path, &rsa, &p384, &other]);
         assert_eq!(out.status.code(), Some(1), "{name}");
         let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-        assert!(lines[0].contains(": valid, signed by \"kmod-rs test RSA-2048\""), "{name}: {lines:?}");
-        assert!(lines[1].contains(": valid, signed by \"kmod-rs test ECDSA P-384\""), "{name}: {lines:?}");
+        assert!(
+            lines[0].contains(": valid, signed by \"kmod-rs test RSA-2048\""),
+            "{name}: {lines:?}"
+        );
+        assert!(
+            lines[1].contains(": valid, signed by \"kmod-rs test ECDSA P-384\""),
+            "{name}: {lines:?}"
+        );
         assert!(lines[2].contains(": unknown signer,"), "{name}: {lines:?}");
         // --cert and --kernel together trust both.
-        let out = kmod(&[&"verify", &"--kernel", &path, &"--cert", &fixture("other.crt"), &rsa, &other]);
+        let out = kmod(&[
+            &"verify",
+            &"--kernel",
+            &path,
+            &"--cert",
+            &fixture("other.crt"),
+            &rsa,
+            &other,
+        ]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
     }
 
@@ -550,7 +727,10 @@ fn kernel_images_give_their_builtin_certificates() {
     no_list[at] ^= 1;
     for (image, message) in [
         (no_list, "no built-in certificate list found"),
-        (fake_bzimage(&zstd)[..3000].to_vec(), "header points outside the file"),
+        (
+            fake_bzimage(&zstd)[..3000].to_vec(),
+            "header points outside the file",
+        ),
         (fake_bzimage(&zstd[..zstd.len() / 2]), "does not decompress"),
         (fake_bzimage(b"\x89LZO\0\0\0"), "compressed with lzo"),
     ] {
@@ -568,18 +748,36 @@ fn kernel_images_give_their_builtin_certificates() {
 fn fuzz_entries_survive_mutations() {
     let dir = scratch("fuzz");
     let module = write_module(&dir, "demo", kogen::Compression::None);
-    let mut seeds: Vec<(fn(&[u8]), Vec<u8>)> = Vec::new();
+    type Entry = fn(&[u8]);
+    let mut seeds: Vec<(Entry, Vec<u8>)> = Vec::new();
     for (key, cert) in [("rsa2048.key", "rsa2048.crt"), ("p256.key", "p256.crt")] {
         let signed = dir.join(format!("{key}.ko"));
-        ok(kmod(&[&"sign", &"-k", &"sha256", &fixture(key), &fixture(cert), &module, &signed]));
+        ok(kmod(&[
+            &"sign",
+            &"-k",
+            &"sha256",
+            &fixture(key),
+            &fixture(cert),
+            &module,
+            &signed,
+        ]));
         // The certificate travels with the module, as the entry reads it from its input.
         let mut data = std::fs::read(fixture(cert)).unwrap();
         data.extend(std::fs::read(&signed).unwrap());
         seeds.push((signing::fuzz::signature, std::fs::read(&signed).unwrap()));
         seeds.push((signing::fuzz::signature, data));
     }
-    for name in ["rsa2048-combined.pem", "p256.key", "p384.der", "rsa2048-traditional.key", "encrypted.key"] {
-        seeds.push((signing::fuzz::key_files, std::fs::read(fixture(name)).unwrap()));
+    for name in [
+        "rsa2048-combined.pem",
+        "p256.key",
+        "p384.der",
+        "rsa2048-traditional.key",
+        "encrypted.key",
+    ] {
+        seeds.push((
+            signing::fuzz::key_files,
+            std::fs::read(fixture(name)).unwrap(),
+        ));
     }
     let vmlinux = fake_vmlinux(&["p256.der"]);
     seeds.push((signing::fuzz::kernel_image, fake_bzimage(&gzip(&vmlinux))));

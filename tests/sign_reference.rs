@@ -95,8 +95,23 @@ fn make_key(dir: &Path, name: &'static str, newkey: &[&str]) -> Key {
     let key = dir.join(format!("{name}.key"));
     let cert = dir.join(format!("{name}.crt"));
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
-        &"req", &"-new", &"-nodes", &"-utf8", &"-sha256", &"-days", &"36500", &"-batch",
-        &"-x509", &"-config", &config, &"-outform", &"PEM", &"-out", &cert, &"-keyout", &key,
+        &"req",
+        &"-new",
+        &"-nodes",
+        &"-utf8",
+        &"-sha256",
+        &"-days",
+        &"36500",
+        &"-batch",
+        &"-x509",
+        &"-config",
+        &config,
+        &"-outform",
+        &"PEM",
+        &"-out",
+        &cert,
+        &"-keyout",
+        &key,
     ];
     for a in newkey {
         args.push(a);
@@ -151,9 +166,18 @@ fn rsa_signatures_are_byte_identical_to_sign_file() {
                 let what = format!("{} {hash} {label}", key.name);
                 let theirs = dir.join("theirs.ko");
                 let ours = dir.join("ours.ko");
-                ok(run(&sign_file(), &[&hash, &key.key, &key.cert, module, &theirs]), &what);
-                ok(kmod(&[&"sign", &hash, &key.key, &key.cert, module, &ours]), &what);
-                assert!(read(&theirs) == read(&ours), "{what}: signed modules differ");
+                ok(
+                    run(&sign_file(), &[&hash, &key.key, &key.cert, module, &theirs]),
+                    &what,
+                );
+                ok(
+                    kmod(&[&"sign", &hash, &key.key, &key.cert, module, &ours]),
+                    &what,
+                );
+                assert!(
+                    read(&theirs) == read(&ours),
+                    "{what}: signed modules differ"
+                );
                 compared += 1;
 
                 // -p and -d write MODULE.p7s; work on copies, as -p signs in place.
@@ -161,8 +185,14 @@ fn rsa_signatures_are_byte_identical_to_sign_file() {
                     let (a, b) = (dir.join("a.ko"), dir.join("b.ko"));
                     std::fs::copy(module, &a).unwrap();
                     std::fs::copy(module, &b).unwrap();
-                    ok(run(&sign_file(), &[&flag, &hash, &key.key, &key.cert, &a]), &what);
-                    ok(kmod(&[&"sign", &flag, &hash, &key.key, &key.cert, &b]), &what);
+                    ok(
+                        run(&sign_file(), &[&flag, &hash, &key.key, &key.cert, &a]),
+                        &what,
+                    );
+                    ok(
+                        kmod(&[&"sign", &flag, &hash, &key.key, &key.cert, &b]),
+                        &what,
+                    );
                     assert!(read(&a) == read(&b), "{what} {flag}: modules differ");
                     assert!(
                         read(&dir.join("a.ko.p7s")) == read(&dir.join("b.ko.p7s")),
@@ -183,12 +213,38 @@ fn rsa_signatures_are_byte_identical_to_sign_file() {
     let der = dir.join("rsa2048.der");
     let traditional = dir.join("rsa2048-traditional.key");
     let combined = dir.join("combined.pem");
-    ok(openssl(&[&"x509", &"-in", &key.cert, &"-outform", &"DER", &"-out", &der]), "x509");
-    ok(openssl(&[&"pkey", &"-in", &key.key, &"-traditional", &"-out", &traditional]), "pkey");
+    ok(
+        openssl(&[
+            &"x509",
+            &"-in",
+            &key.cert,
+            &"-outform",
+            &"DER",
+            &"-out",
+            &der,
+        ]),
+        "x509",
+    );
+    ok(
+        openssl(&[
+            &"pkey",
+            &"-in",
+            &key.key,
+            &"-traditional",
+            &"-out",
+            &traditional,
+        ]),
+        "pkey",
+    );
     std::fs::write(&combined, [read(&key.key), read(&key.cert)].concat()).unwrap();
     let module = &modules[0].1;
     for args in [
-        vec![&"-k" as &dyn AsRef<std::ffi::OsStr>, &"sha256", &key.key, &key.cert],
+        vec![
+            &"-k" as &dyn AsRef<std::ffi::OsStr>,
+            &"sha256",
+            &key.key,
+            &key.cert,
+        ],
         vec![&"sha384", &traditional, &der],
         vec![&"-k", &"sha512", &combined, &combined],
     ] {
@@ -200,15 +256,31 @@ fn rsa_signatures_are_byte_identical_to_sign_file() {
         b.extend(args);
         b.extend([module as &dyn AsRef<_>, &ours]);
         ok(kmod(&b), "kmod sign");
-        assert!(read(&theirs) == read(&ours), "{:?}: signed modules differ", b.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>());
+        assert!(
+            read(&theirs) == read(&ours),
+            "{:?}: signed modules differ",
+            b.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>()
+        );
     }
 }
 
 /// `openssl cms -verify` of a detached signature over `content`.
 fn openssl_verifies(dir: &Path, signature: &Path, content: &Path, cert: &Path) -> bool {
     openssl(&[
-        &"cms", &"-verify", &"-binary", &"-inform", &"DER", &"-in", &signature, &"-content",
-        &content, &"-certfile", &cert, &"-noverify", &"-out", &dir.join("cms.out"),
+        &"cms",
+        &"-verify",
+        &"-binary",
+        &"-inform",
+        &"DER",
+        &"-in",
+        &signature,
+        &"-content",
+        &content,
+        &"-certfile",
+        &cert,
+        &"-noverify",
+        &"-out",
+        &dir.join("cms.out"),
     ])
     .status
     .success()
@@ -218,8 +290,16 @@ fn openssl_verifies(dir: &Path, signature: &Path, content: &Path, cert: &Path) -
 fn ecdsa_and_rsa_signatures_verify_across_tools() {
     let dir = scratch("cross");
     let keys = [
-        make_key(&dir, "p256", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
-        make_key(&dir, "p384", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"]),
+        make_key(
+            &dir,
+            "p256",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ),
+        make_key(
+            &dir,
+            "p384",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        ),
         make_key(&dir, "rsa3072", &["-newkey", "rsa:3072"]),
     ];
     let modules = real_modules(&dir);
@@ -238,7 +318,11 @@ fn ecdsa_and_rsa_signatures_verify_across_tools() {
                 args.extend([&hash as &dyn AsRef<_>, &key.key, &key.cert, module, &theirs]);
                 ok(run(&sign_file(), &args), &what);
                 let out = kmod(&[&"verify", &"--cert", &key.cert, &theirs]);
-                assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stdout));
+                assert!(
+                    out.status.success(),
+                    "{what}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
 
                 // kmod sign's signature, checked by openssl and kmod verify.
                 let copy = dir.join("ours.ko");
@@ -248,15 +332,25 @@ fn ecdsa_and_rsa_signatures_verify_across_tools() {
                 args.extend([&hash as &dyn AsRef<_>, &key.key, &key.cert, &copy]);
                 ok(kmod(&args), &what);
                 let p7s = dir.join("ours.ko.p7s");
-                assert!(openssl_verifies(&dir, &p7s, module, &key.cert), "{what}: openssl rejects kmod sign's signature");
+                assert!(
+                    openssl_verifies(&dir, &p7s, module, &key.cert),
+                    "{what}: openssl rejects kmod sign's signature"
+                );
                 // The same signature over a changed module is refused by openssl too.
                 let mut changed = read(module);
                 changed[64] ^= 1;
                 let changed_path = dir.join("changed.ko");
                 std::fs::write(&changed_path, changed).unwrap();
-                assert!(!openssl_verifies(&dir, &p7s, &changed_path, &key.cert), "{what}");
+                assert!(
+                    !openssl_verifies(&dir, &p7s, &changed_path, &key.cert),
+                    "{what}"
+                );
                 let out = kmod(&[&"verify", &"--cert", &key.cert, &copy]);
-                assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stdout));
+                assert!(
+                    out.status.success(),
+                    "{what}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
             }
         }
     }
@@ -269,10 +363,19 @@ fn verify_rejects_tampered_sign_file_output() {
     let other = make_key(&dir, "other", &["-newkey", "rsa:2048"]);
     let (_, module) = &real_modules(&dir)[1];
     let signed = dir.join("signed.ko");
-    ok(run(&sign_file(), &[&"sha256", &key.key, &key.cert, module, &signed]), "sign-file");
+    ok(
+        run(
+            &sign_file(),
+            &[&"sha256", &key.key, &key.cert, module, &signed],
+        ),
+        "sign-file",
+    );
     let verify = |path: &Path, cert: &Path| {
         let out = kmod(&[&"verify", &"--cert", &cert, &path]);
-        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     assert_eq!(verify(&signed, &key.cert).0, 0);
     let data = read(&signed);
@@ -280,16 +383,40 @@ fn verify_rejects_tampered_sign_file_output() {
     let trailer = 12 + 28;
     let sig_end = data.len() - trailer;
     let variants: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("module byte", { let mut d = data.clone(); d[content_len / 2] ^= 4; d }, "the signature does not match the module"),
-        ("signature byte", { let mut d = data.clone(); d[sig_end - 10] ^= 4; d }, "the signature does not match the module"),
-        ("truncated signature", [&data[..sig_end - 20], &data[sig_end..]].concat(), "invalid"),
-        ("truncated, length kept consistent", {
-            let mut d = [&data[..sig_end - 20], &data[sig_end..]].concat();
-            let at = d.len() - trailer + 8;
-            let len = u32::from_be_bytes(d[at..at + 4].try_into().unwrap()) - 20;
-            d[at..at + 4].copy_from_slice(&len.to_be_bytes());
-            d
-        }, "malformed PKCS#7 message"),
+        (
+            "module byte",
+            {
+                let mut d = data.clone();
+                d[content_len / 2] ^= 4;
+                d
+            },
+            "the signature does not match the module",
+        ),
+        (
+            "signature byte",
+            {
+                let mut d = data.clone();
+                d[sig_end - 10] ^= 4;
+                d
+            },
+            "the signature does not match the module",
+        ),
+        (
+            "truncated signature",
+            [&data[..sig_end - 20], &data[sig_end..]].concat(),
+            "invalid",
+        ),
+        (
+            "truncated, length kept consistent",
+            {
+                let mut d = [&data[..sig_end - 20], &data[sig_end..]].concat();
+                let at = d.len() - trailer + 8;
+                let len = u32::from_be_bytes(d[at..at + 4].try_into().unwrap()) - 20;
+                d[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                d
+            },
+            "malformed PKCS#7 message",
+        ),
     ];
     for (what, bytes, expected) in variants {
         let path = dir.join("tampered.ko");
@@ -300,7 +427,10 @@ fn verify_rejects_tampered_sign_file_output() {
     }
     let (code, line) = verify(&signed, &other.cert);
     assert_eq!(code, 1);
-    assert!(line.contains(": unknown signer, signed by \"kmod-rs reference test key\""), "{line}");
+    assert!(
+        line.contains(": unknown signer, signed by \"kmod-rs reference test key\""),
+        "{line}"
+    );
 }
 
 /// Runs `kmod verify --kernel IMAGE` on every module of a tree: all valid, one line
@@ -310,31 +440,68 @@ fn tree_verifies_against_its_kernel(name: &'static str) {
     let image = std::fs::read_dir(tree.pristine.join("boot"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
         .expect("kernel image in the tree's boot/");
     let modules = tree.module_files();
     let mut command = Command::new(common::ours("kmod"));
-    command.arg("verify").arg("--kernel").arg(&image).args(&modules);
+    command
+        .arg("verify")
+        .arg("--kernel")
+        .arg(&image)
+        .args(&modules);
     let out = command.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), modules.len(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        lines.len(),
+        modules.len(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bad: Vec<&&str> = lines
         .iter()
-        .filter(|l| !l.contains(": valid, signed by \"Build time autogenerated kernel key\" (serial "))
+        .filter(|l| {
+            !l.contains(": valid, signed by \"Build time autogenerated kernel key\" (serial ")
+        })
         .collect();
-    assert!(bad.is_empty(), "{name}: {} of {} not valid, first: {:?}", bad.len(), lines.len(), bad.first());
+    assert!(
+        bad.is_empty(),
+        "{name}: {} of {} not valid, first: {:?}",
+        bad.len(),
+        lines.len(),
+        bad.first()
+    );
     assert!(out.status.success(), "{name}");
-    eprintln!("{name}: {} modules verified against {}", lines.len(), image.display());
+    eprintln!(
+        "{name}: {} modules verified against {}",
+        lines.len(),
+        image.display()
+    );
 
     // A module signed here with a test key is not one this kernel would load.
     let dir = scratch(&format!("kernel-{name}"));
     let key = make_key(&dir, "rsa2048", &["-newkey", "rsa:2048"]);
     let module = dir.join("resigned.ko");
-    ok(kmod(&[&"sign", &"sha256", &key.key, &key.cert, &modules[0], &module]), "kmod sign");
+    ok(
+        kmod(&[
+            &"sign",
+            &"sha256",
+            &key.key,
+            &key.cert,
+            &modules[0],
+            &module,
+        ]),
+        "kmod sign",
+    );
     let out = kmod(&[&"verify", &"--kernel", &image, &module]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(": unknown signer, signed by \"kmod-rs reference test key\""));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(": unknown signer, signed by \"kmod-rs reference test key\""));
 }
 
 #[test]
@@ -363,9 +530,18 @@ fn compressed_module_signed_inside_matches_sign_file() {
     let stripped = dir.join("vfat.ko");
     std::fs::write(&stripped, split_appended(&data).unwrap().unwrap().content).unwrap();
     let expected = dir.join("expected.ko");
-    ok(run(&sign_file(), &[&"sha512", &key.key, &key.cert, &stripped, &expected]), "sign-file");
+    ok(
+        run(
+            &sign_file(),
+            &[&"sha512", &key.key, &key.cert, &stripped, &expected],
+        ),
+        "sign-file",
+    );
 
-    ok(kmod(&[&"sign", &"sha512", &key.key, &key.cert, &module]), "kmod sign");
+    ok(
+        kmod(&[&"sign", &"sha512", &key.key, &key.cert, &module]),
+        "kmod sign",
+    );
     let signed = read(&module);
     assert_eq!(Compression::detect(&signed), Compression::Xz);
     assert_eq!(signed[6..8], raw[6..8], "xz stream flags (check type)");
@@ -376,9 +552,15 @@ fn compressed_module_signed_inside_matches_sign_file() {
         assert!(status.success(), "xz -t");
     }
 
-    let out = ok(run(&common::reference("modinfo"), &[&module]), "reference modinfo");
+    let out = ok(
+        run(&common::reference("modinfo"), &[&module]),
+        "reference modinfo",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("signer:         kmod-rs reference test key\n"), "{text}");
+    assert!(
+        text.contains("signer:         kmod-rs reference test key\n"),
+        "{text}"
+    );
     assert!(text.contains("sig_hashalgo:   sha512\n"), "{text}");
     let ours = ok(run(&common::ours("modinfo"), &[&module]), "modinfo");
     common::assert_same_output("modinfo of the signed module", &ours, &out);
@@ -395,8 +577,22 @@ fn raw_signatures_from_openssl_cms() {
     let (_, module) = &real_modules(&dir)[3];
     let cms = |extra: &[&str], out: &Path| {
         let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
-            &"cms", &"-sign", &"-binary", &"-nocerts", &"-outform", &"DER", &"-md", &"sha256",
-            &"-signer", &key.cert, &"-inkey", &key.key, &"-in", module, &"-out", &out,
+            &"cms",
+            &"-sign",
+            &"-binary",
+            &"-nocerts",
+            &"-outform",
+            &"DER",
+            &"-md",
+            &"sha256",
+            &"-signer",
+            &key.cert,
+            &"-inkey",
+            &key.key,
+            &"-in",
+            module,
+            &"-out",
+            &out,
         ];
         for e in extra {
             args.push(e);
@@ -408,20 +604,55 @@ fn raw_signatures_from_openssl_cms() {
     // openssl's command makes exactly what sign-file (and kmod sign -d) make.
     let copy = dir.join("copy.ko");
     std::fs::copy(module, &copy).unwrap();
-    ok(kmod(&[&"sign", &"-d", &"sha256", &key.key, &key.cert, &copy]), "kmod sign -d");
+    ok(
+        kmod(&[&"sign", &"-d", &"sha256", &key.key, &key.cert, &copy]),
+        "kmod sign -d",
+    );
     assert!(read(&plain) == read(&dir.join("copy.ko.p7s")));
     let (theirs, ours) = (dir.join("theirs.ko"), dir.join("ours.ko"));
-    ok(run(&sign_file(), &[&"-s", &plain, &"sha256", &key.cert, module, &theirs]), "sign-file -s");
-    ok(kmod(&[&"sign", &"-s", &plain, &"sha256", &key.cert, module, &ours]), "kmod sign -s");
+    ok(
+        run(
+            &sign_file(),
+            &[&"-s", &plain, &"sha256", &key.cert, module, &theirs],
+        ),
+        "sign-file -s",
+    );
+    ok(
+        kmod(&[&"sign", &"-s", &plain, &"sha256", &key.cert, module, &ours]),
+        "kmod sign -s",
+    );
     assert!(read(&theirs) == read(&ours), "-s: signed modules differ");
 
     let with_attributes = dir.join("attributes.p7s");
     cms(&[], &with_attributes);
-    let out = kmod(&[&"sign", &"-s", &with_attributes, &"sha256", &key.cert, module, &ours]);
+    let out = kmod(&[
+        &"sign",
+        &"-s",
+        &with_attributes,
+        &"sha256",
+        &key.cert,
+        module,
+        &ours,
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the kernel refuses module signatures with signed attributes"));
-    ok(run(&sign_file(), &[&"-s", &with_attributes, &"sha256", &key.cert, module, &theirs]), "sign-file -s");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the kernel refuses module signatures with signed attributes"));
+    ok(
+        run(
+            &sign_file(),
+            &[
+                &"-s",
+                &with_attributes,
+                &"sha256",
+                &key.cert,
+                module,
+                &theirs,
+            ],
+        ),
+        "sign-file -s",
+    );
     let out = kmod(&[&"verify", &"--cert", &key.cert, &theirs]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(": invalid, signed by \"kmod-rs reference test key\""));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(": invalid, signed by \"kmod-rs reference test key\""));
 }

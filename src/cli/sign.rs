@@ -117,7 +117,10 @@ impl Request<'_> {
         let (cert_path, module_path) = (&words[2], &words[3]);
         // Signing in place unless a different destination is named (the same name
         // twice is in place too).
-        let dest = words.get(4).filter(|d| *d != module_path).unwrap_or(module_path);
+        let dest = words
+            .get(4)
+            .filter(|d| *d != module_path)
+            .unwrap_or(module_path);
         let module = ModuleImage::read(module_path).map_err(|e| about(module_path, e))?;
         let signature = if self.raw {
             let raw_path = &words[0];

@@ -245,7 +245,6 @@ fn certificate_run(data: &[u8], start: usize) -> Option<usize> {
     (at > start).then_some(at)
 }
 
-
 /// Whether the list's length in bytes follows the run `start..end`: at the next
 /// 8-byte boundary, or after zero bytes reserved there; as a little- or big-endian
 /// 64-bit or 32-bit integer.

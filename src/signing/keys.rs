@@ -81,7 +81,8 @@ impl PrivateKey {
                 _ if block.is_encrypted() => return Err(KeyError::Encrypted),
                 "PRIVATE KEY" => return Self::from_pkcs8(&block.der),
                 "RSA PRIVATE KEY" => {
-                    let key = rsa::RsaPrivateKey::from_pkcs1_der(&block.der).map_err(|e| bad(&e))?;
+                    let key =
+                        rsa::RsaPrivateKey::from_pkcs1_der(&block.der).map_err(|e| bad(&e))?;
                     return Ok(PrivateKey::Rsa(Box::new(key)));
                 }
                 "EC PRIVATE KEY" => {
@@ -92,7 +93,9 @@ impl PrivateKey {
                     return p384::SecretKey::from_sec1_der(&block.der)
                         .map(PrivateKey::P384)
                         .map_err(|_| {
-                            KeyError::Unsupported("EC key not on P-256 or P-384, or malformed".into())
+                            KeyError::Unsupported(
+                                "EC key not on P-256 or P-384, or malformed".into(),
+                            )
                         });
                 }
                 _ => {}
@@ -265,10 +268,14 @@ impl PublicKey {
             .as_ref()
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         match curve {
-            Some(SECP256R1) => p256::PublicKey::from_sec1_bytes(bits)
-                .map_or_else(|_| PublicKey::Unsupported("malformed P-256 key".into()), PublicKey::P256),
-            Some(SECP384R1) => p384::PublicKey::from_sec1_bytes(bits)
-                .map_or_else(|_| PublicKey::Unsupported("malformed P-384 key".into()), PublicKey::P384),
+            Some(SECP256R1) => p256::PublicKey::from_sec1_bytes(bits).map_or_else(
+                |_| PublicKey::Unsupported("malformed P-256 key".into()),
+                PublicKey::P256,
+            ),
+            Some(SECP384R1) => p384::PublicKey::from_sec1_bytes(bits).map_or_else(
+                |_| PublicKey::Unsupported("malformed P-384 key".into()),
+                PublicKey::P384,
+            ),
             Some(curve) => PublicKey::Unsupported(format!("elliptic curve {curve}")),
             None => PublicKey::Unsupported("EC key without a named curve".into()),
         }
@@ -363,7 +370,8 @@ pub fn display_name(name: &x509_cert::name::Name) -> Vec<u8> {
 pub fn read_certificates(data: &[u8]) -> Result<Vec<Certificate>, KeyError> {
     let mut certs = Vec::new();
     if data.len() >= 2 && data[0] == 0x30 && (0x81..=0x84).contains(&data[1]) {
-        let mut reader = SliceReader::new(data).map_err(|e| KeyError::BadCertificate(e.to_string()))?;
+        let mut reader =
+            SliceReader::new(data).map_err(|e| KeyError::BadCertificate(e.to_string()))?;
         while !reader.is_finished() {
             let cert = x509_cert::Certificate::decode(&mut reader)
                 .map_err(|e| KeyError::BadCertificate(e.to_string()))?;

@@ -105,6 +105,9 @@ mod tests {
             assert_eq!(HashAlgo::from_name(name), None, "{name:?}");
         }
         assert_eq!(HashAlgo::Sha384.digest(b"").len(), 48);
-        assert_eq!(HashAlgo::from_oid(&HashAlgo::Sha512.oid()), Some(HashAlgo::Sha512));
+        assert_eq!(
+            HashAlgo::from_oid(&HashAlgo::Sha512.oid()),
+            Some(HashAlgo::Sha512)
+        );
     }
 }

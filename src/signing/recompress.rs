@@ -125,11 +125,17 @@ mod tests {
             let original = c.compress(b"original").unwrap();
             let out = recompress(Compression::Zstd, &original, &data).unwrap();
             assert_eq!(out[4] & 0x04 != 0, checksum);
-            assert_eq!(compression::decompress(Compression::Zstd, out).unwrap(), data);
+            assert_eq!(
+                compression::decompress(Compression::Zstd, out).unwrap(),
+                data
+            );
         }
         let original = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
         let out = recompress(Compression::Gzip, &original, &data).unwrap();
         assert_eq!(out[9], 3);
-        assert_eq!(compression::decompress(Compression::Gzip, out).unwrap(), data);
+        assert_eq!(
+            compression::decompress(Compression::Gzip, out).unwrap(),
+            data
+        );
     }
 }

@@ -50,7 +50,9 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, SignError> {
     data.try_reserve_exact(size as usize)
         .map_err(|_| SignError::TooLarge(size))?;
     // The size can change under us: read at most one byte past the limit.
-    Read::by_ref(&mut file).take(limit + 1).read_to_end(&mut data)?;
+    Read::by_ref(&mut file)
+        .take(limit + 1)
+        .read_to_end(&mut data)?;
     if data.len() as u64 > limit {
         return Err(SignError::TooLarge(data.len() as u64));
     }

@@ -38,7 +38,16 @@ pub const CASES: &[Case] = &[
     Case {
         name: "depmod-errsyms-without-symbols",
         tool: "depmod",
-        args: &["-n", "-e", "-w", "-b", "$ROOT", "-C", "$ROOT/etc/depmod.d", "$KVER"],
+        args: &[
+            "-n",
+            "-e",
+            "-w",
+            "-b",
+            "$ROOT",
+            "-C",
+            "$ROOT/etc/depmod.d",
+            "$KVER",
+        ],
     },
     Case {
         name: "depmod-bad-version",
@@ -63,7 +72,9 @@ pub const CASES: &[Case] = &[
     Case {
         name: "modinfo-field",
         tool: "modinfo",
-        args: &["-b", "$ROOT", "-k", "$KVER", "-F", "alias", "demonet", "snd-demo"],
+        args: &[
+            "-b", "$ROOT", "-k", "$KVER", "-F", "alias", "demonet", "snd-demo",
+        ],
     },
     Case {
         name: "modinfo-parameters",
@@ -104,17 +115,44 @@ pub const CASES: &[Case] = &[
     Case {
         name: "modprobe-softdep-from-module",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-D", "demofs"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-D",
+            "demofs",
+        ],
     },
     Case {
         name: "modprobe-softdep-from-config",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-D", "snd-demo"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-D",
+            "snd-demo",
+        ],
     },
     Case {
         name: "modprobe-config-alias-and-options",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-D", "demo-eth"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-D",
+            "demo-eth",
+        ],
     },
     Case {
         name: "modprobe-command-line-options",
@@ -149,22 +187,51 @@ pub const CASES: &[Case] = &[
     Case {
         name: "modprobe-resolve-builtin-alias",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-R", "platform:demo-rtc"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-R",
+            "platform:demo-rtc",
+        ],
     },
     Case {
         name: "modprobe-builtin",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-D", "demo_console"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-D",
+            "demo_console",
+        ],
     },
     Case {
         name: "modprobe-show-config",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-c"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-c",
+        ],
     },
     Case {
         name: "modprobe-show-modversions",
         tool: "modprobe",
-        args: &["--show-modversions", "$MODDIR/kernel/drivers/bus/demobus.ko.xz"],
+        args: &[
+            "--show-modversions",
+            "$MODDIR/kernel/drivers/bus/demobus.ko.xz",
+        ],
     },
     Case {
         name: "modprobe-show-exports",
@@ -174,27 +241,74 @@ pub const CASES: &[Case] = &[
     Case {
         name: "modprobe-install-command-dry-run",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-n", "-v", "demousb", "x=1"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-n",
+            "-v",
+            "demousb",
+            "x=1",
+        ],
     },
     Case {
         name: "modprobe-install-command",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "demousb", "x=1"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "demousb",
+            "x=1",
+        ],
     },
     Case {
         name: "modprobe-blacklist",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-b", "-D", "demo-char"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-b",
+            "-D",
+            "demo-char",
+        ],
     },
     Case {
         name: "modprobe-not-found",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "nosuchmodule"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "nosuchmodule",
+        ],
     },
     Case {
         name: "modprobe-quiet-not-found",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER", "-q", "nosuchmodule"],
+        args: &[
+            MP,
+            "$ROOT/etc/modprobe.d",
+            "-d",
+            "$ROOT",
+            "-S",
+            "$KVER",
+            "-q",
+            "nosuchmodule",
+        ],
     },
     Case {
         name: "modprobe-missing-parameters",
@@ -293,7 +407,12 @@ pub fn depmod_files(root: &Path) -> Vec<(String, Vec<u8>)> {
                     b"modules.order" | b"modules.builtin" | b"modules.builtin.modinfo"
                 )
         })
-        .map(|(name, path)| (String::from_utf8(name).unwrap(), std::fs::read(path).unwrap()))
+        .map(|(name, path)| {
+            (
+                String::from_utf8(name).unwrap(),
+                std::fs::read(path).unwrap(),
+            )
+        })
         .collect();
     files.sort();
     files

@@ -721,6 +721,19 @@ fn kernel_images_give_their_builtin_certificates() {
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
     }
 
+    // A certificate right before the list, and a list at the very end of the image.
+    let mut adjacent: Vec<u8> = vec![0x11; 64];
+    let decoy = std::fs::read(fixture("other.der")).unwrap();
+    adjacent.extend(&decoy);
+    adjacent.resize(adjacent.len().next_multiple_of(8), 0);
+    let list = std::fs::read(fixture("p256.der")).unwrap();
+    adjacent.extend(&list);
+    adjacent.resize(adjacent.len().next_multiple_of(8), 0);
+    adjacent.extend((list.len() as u64).to_le_bytes());
+    let certs = signing::kernel_image::builtin_certificates(&adjacent).unwrap();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].subject_name(), b"kmod-rs test ECDSA P-256");
+
     // A kernel without a list, a truncated image, an unknown compression.
     let mut no_list = fake_vmlinux(&["p384.der"]);
     let at = no_list.len() - 3000 - 8;

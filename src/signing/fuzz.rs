@@ -3,7 +3,7 @@
 //! for any input; a panic, abort or failed assertion is a finding.
 
 use super::keys::{read_certificates, PrivateKey};
-use super::{kernel_image, pkcs7, verify, HashAlgo};
+use super::{kernel_image, pkcs7, verify};
 use crate::signature;
 
 /// A module's appended signature: the trailer, the PKCS#7 message, and verification
@@ -30,8 +30,9 @@ pub fn key_files(data: &[u8]) {
             let _ = cert.public_key().description();
         }
     }
+    // Keys are parsed, not used: signing with a key of any size is slow, not unsafe.
     if let Ok(key) = PrivateKey::from_pem(data) {
-        let _ = key.sign_digest(HashAlgo::Sha256, &HashAlgo::Sha256.digest(data));
+        let _ = key.public_key().description();
     }
 }
 

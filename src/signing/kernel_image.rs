@@ -212,37 +212,42 @@ fn certificate_list(kernel: &[u8]) -> Option<&[u8]> {
         // section, which is larger), and so does a raw image.
         let mut at = 0;
         while at + 8 <= region.len() {
-            if let Some(end) = certificate_run(region, at) {
-                if length_follows(region, at, end) {
-                    return Some(&region[at..end]);
-                }
-                // Nothing in a run of certificates starts another list.
-                at = end.next_multiple_of(8);
+            let bounds = certificate_run(region, at);
+            let Some((&end, starts)) = bounds.split_last().filter(|(_, s)| !s.is_empty()) else {
+                at += 8;
                 continue;
+            };
+            // The list may start after other certificates that happen to precede it.
+            for &start in starts.iter().filter(|&&s| s % 8 == 0) {
+                if length_follows(region, start, end) {
+                    return Some(&region[start..end]);
+                }
             }
-            at += 8;
+            at = end.next_multiple_of(8);
         }
     }
     None
 }
 
-/// The end of the certificates back to back from `start` (each `30 82 LL LL`,
-/// starting with a TBS `30 82`, and parsing as a certificate), if there is one.
-fn certificate_run(data: &[u8], start: usize) -> Option<usize> {
+/// The boundaries of the certificates back to back from `start` (each `30 82 LL LL`,
+/// starting with a TBS `30 82`, and parsing as a certificate): `start`, the end of
+/// each one.
+fn certificate_run(data: &[u8], start: usize) -> Vec<usize> {
+    let mut bounds = vec![start];
     let mut at = start;
-    loop {
-        let header = data.get(at..at + 6)?;
+    while let Some(header) = data.get(at..at + 6) {
         if header[0] != 0x30 || header[1] != 0x82 || header[4] != 0x30 || header[5] != 0x82 {
             break;
         }
         let end = at + 4 + usize::from(u16::from_be_bytes([header[2], header[3]]));
-        let cert = data.get(at..end)?;
-        if x509_cert::Certificate::from_der(cert).is_err() {
-            break;
+        match data.get(at..end) {
+            Some(cert) if x509_cert::Certificate::from_der(cert).is_ok() => {}
+            _ => break,
         }
         at = end;
+        bounds.push(at);
     }
-    (at > start).then_some(at)
+    bounds
 }
 
 /// Whether the list's length in bytes follows the run `start..end`: at the next

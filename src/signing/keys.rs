@@ -83,7 +83,7 @@ impl PrivateKey {
                 "RSA PRIVATE KEY" => {
                     let key =
                         rsa::RsaPrivateKey::from_pkcs1_der(&block.der).map_err(|e| bad(&e))?;
-                    return Ok(PrivateKey::Rsa(Box::new(key)));
+                    return rsa_key(key);
                 }
                 "EC PRIVATE KEY" => {
                     // The key names its curve; each curve's reader checks it.
@@ -110,7 +110,7 @@ impl PrivateKey {
         let oid = info.algorithm.oid;
         if oid == RSA_ENCRYPTION {
             let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| bad(&e))?;
-            return Ok(PrivateKey::Rsa(Box::new(key)));
+            return rsa_key(key);
         }
         if oid != ID_EC_PUBLIC_KEY {
             return Err(KeyError::Unsupported(format!("key algorithm {oid}")));
@@ -165,6 +165,14 @@ impl PrivateKey {
             }
         }
     }
+}
+
+fn rsa_key(key: rsa::RsaPrivateKey) -> Result<PrivateKey, KeyError> {
+    let bits = key.n().bits();
+    if bits > RSA_MAX_BITS {
+        return Err(KeyError::Unsupported(format!("RSA-{bits}")));
+    }
+    Ok(PrivateKey::Rsa(Box::new(key)))
 }
 
 fn pkcs1v15(hash: HashAlgo) -> rsa::Pkcs1v15Sign {

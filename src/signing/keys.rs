@@ -350,11 +350,6 @@ impl Certificate {
     pub fn subject_name(&self) -> Vec<u8> {
         display_name(&self.cert.tbs_certificate.subject)
     }
-
-    /// Whether the certificate is this one (the same DER).
-    pub fn same_as(&self, other: &Certificate) -> bool {
-        self.cert == other.cert
-    }
 }
 
 /// A name's commonName value, else the value of its last attribute: what modinfo

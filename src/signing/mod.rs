@@ -22,6 +22,7 @@ pub mod sign;
 pub mod verify;
 
 use sha2::Digest;
+use x509_cert::der::oid::db::rfc5912;
 use x509_cert::der::oid::ObjectIdentifier;
 
 /// The digests module signatures use.
@@ -62,7 +63,6 @@ impl HashAlgo {
     }
 
     pub fn oid(self) -> ObjectIdentifier {
-        use const_oid_db::rfc5912;
         match self {
             HashAlgo::Sha256 => rfc5912::ID_SHA_256,
             HashAlgo::Sha384 => rfc5912::ID_SHA_384,
@@ -82,9 +82,6 @@ impl HashAlgo {
         }
     }
 }
-
-/// const-oid's database, reached through x509-cert so that the versions agree.
-use x509_cert::der::oid::db as const_oid_db;
 
 #[cfg(test)]
 mod tests {

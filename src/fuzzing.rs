@@ -13,7 +13,9 @@ use crate::diag::Sink;
 use crate::elf::ModuleElf;
 use crate::index::Index;
 use crate::module::ModuleFile;
-use crate::signature::hex_wrapped;
+use crate::signature::{self, hex_wrapped};
+use crate::signing::keys::{read_certificates, PrivateKey};
+use crate::signing::{pkcs7, verify};
 
 /// What a target does with one input.
 pub type Entry = fn(&[u8]);
@@ -25,6 +27,9 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("modprobe_config", modprobe_config),
     ("cmdline", cmdline),
     ("depmod_config", depmod_config),
+    ("signature", signature),
+    ("key_files", key_files),
+    ("kernel_image", kernel_image),
 ];
 
 /// Decompression ceiling for fuzzing: small, so that the limit paths are reached
@@ -115,4 +120,39 @@ pub fn cmdline(data: &[u8]) {
 /// A depmod.d file (its messages are made, then not shown).
 pub fn depmod_config(data: &[u8]) {
     let _ = parse_config(data, b"6.12.0-fuzz", &Sink::silent());
+}
+
+/// A module's appended signature: the trailer, the PKCS#7 message, and verification
+/// against a certificate taken from the same input (a signer found in the message
+/// then meets a key of any shape).
+pub fn signature(data: &[u8]) {
+    if let Ok(Some(appended)) = signature::split_appended(data) {
+        assert!(appended.content.len() + appended.signature.len() <= data.len());
+        let _ = appended.check_pkcs7_info();
+    }
+    let _ = pkcs7::parse(data);
+    let trusted = read_certificates(data).unwrap_or_default();
+    let report = verify::verify(data, &trusted);
+    if report.verdict == verify::Verdict::Valid {
+        assert!(report.signer.is_some());
+    }
+}
+
+/// Certificate and private key files: PEM (any blocks) or DER, one or several.
+pub fn key_files(data: &[u8]) {
+    if let Ok(certs) = read_certificates(data) {
+        for cert in &certs {
+            let _ = cert.subject_name();
+            let _ = cert.public_key().description();
+        }
+    }
+    // Keys are parsed, not used: signing with a key of any size is slow, not unsafe.
+    if let Ok(key) = PrivateKey::from_pem(data) {
+        let _ = key.public_key().description();
+    }
+}
+
+/// A kernel image, for its built-in certificate list.
+pub fn kernel_image(data: &[u8]) {
+    let _ = crate::signing::kernel_image::builtin_certificates(data);
 }

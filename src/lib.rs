@@ -22,3 +22,4 @@ pub mod module;
 pub mod probe;
 pub mod resolve;
 pub mod signature;
+pub mod signing;

@@ -199,7 +199,7 @@ fn empty_modinfo_section_is_an_error() {
     assert_eq!(
         String::from_utf8_lossy(&a.stderr),
         format!(
-            "modinfo: ERROR: could not get modinfo from 'empty_modinfo': {}: empty .modinfo section\n",
+            "modinfo: ERROR: could not get modinfo from 'empty_modinfo': {}: No data available (empty .modinfo section)\n",
             path.display()
         )
     );

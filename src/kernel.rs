@@ -113,11 +113,11 @@ impl LiveKernel {
 
 impl Kernel for LiveKernel {
     fn proc_modules(&self) -> io::Result<Vec<u8>> {
-        std::fs::read(&self.proc_modules)
+        crate::limits::read_whole(&self.proc_modules)
     }
 
     fn module_attr(&self, module: &[u8], attr: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.module_path(module).join(attr))
+        crate::limits::read_whole(&self.module_path(module).join(attr))
     }
 
     fn module_dir_exists(&self, module: &[u8]) -> bool {
@@ -131,7 +131,7 @@ impl Kernel for LiveKernel {
     }
 
     fn compression(&self) -> io::Result<Vec<u8>> {
-        std::fs::read(self.sys_module.join("compression"))
+        crate::limits::read_whole(&self.sys_module.join("compression"))
     }
 
     fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno> {
@@ -152,7 +152,7 @@ impl Kernel for LiveKernel {
     }
 
     fn lockdown(&self) -> io::Result<Vec<u8>> {
-        std::fs::read("/sys/kernel/security/lockdown")
+        crate::limits::read_whole(std::path::Path::new("/sys/kernel/security/lockdown"))
     }
 }
 

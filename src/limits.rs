@@ -139,6 +139,16 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     read_open_file(&File::open(path)?, limit)
 }
 
+/// A whole text or data file (configuration, `modules.builtin.modinfo`, System.map):
+/// [`read_file`] under the module ceiling, its failures as I/O errors (ENOMEM for
+/// the ceiling), for callers that report errno texts.
+pub fn read_whole(path: &Path) -> io::Result<Vec<u8>> {
+    read_file(path, MODULE_SIZE_LIMIT).map_err(|e| match e {
+        ReadError::Io(e) => e,
+        ReadError::Limit(e) => io::Error::from_raw_os_error(e.errno() as i32),
+    })
+}
+
 /// [`read_file`] for a file already open, read from its current position.
 pub fn read_open_file(file: &File, limit: u64) -> Result<Vec<u8>, ReadError> {
     let mut out = Vec::new();

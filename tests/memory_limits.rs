@@ -245,3 +245,62 @@ fn large_real_module_still_works() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Configuration and index-side files larger than the address space (sparse, so the
+/// test writes nothing): every tool reads them with fallible allocation and goes on
+/// or fails in words, never aborts.
+#[test]
+fn huge_text_files_never_abort() {
+    let fixture = Fixture::new("huge-text");
+    fixture.module("kernel/ok.ko", &Module::new("ok").export("fine"));
+    let sparse = |path: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        file.set_len(3 << 30).unwrap();
+    };
+    let conf = fixture.root.join("modprobe.d/huge.conf");
+    sparse(&conf);
+    sparse(&fixture.root.join("depmod.d/huge.conf"));
+    sparse(&fixture.dir().join("modules.builtin.modinfo"));
+    sparse(&fixture.dir().join("modules.order"));
+    let root = fixture.root.as_os_str();
+    let depmod_conf = fixture.root.join("depmod.d");
+    let (out, took) = run_limited(
+        "depmod",
+        &[
+            "-b".as_ref(),
+            root,
+            "-C".as_ref(),
+            depmod_conf.as_os_str(),
+            KVER.as_ref(),
+        ],
+    );
+    assert_no_abort("depmod", &out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(took < PATIENCE, "depmod took {took:?}");
+    let modprobe_args: Vec<&std::ffi::OsStr> = vec![
+        "-C".as_ref(),
+        conf.parent().unwrap().as_os_str(),
+        "-d".as_ref(),
+        root,
+        "-S".as_ref(),
+        KVER.as_ref(),
+        "--show-depends".as_ref(),
+        "ok".as_ref(),
+    ];
+    let (out, _) = run_limited("modprobe", &modprobe_args);
+    assert_no_abort("modprobe", &out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (out, _) = run_limited(
+        "modinfo",
+        &[
+            "-b".as_ref(),
+            root,
+            "-k".as_ref(),
+            KVER.as_ref(),
+            "no_such_builtin".as_ref(),
+        ],
+    );
+    assert_no_abort("modinfo", &out);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -366,7 +366,11 @@ pub fn run(argv0: &str, mut args: Vec<OsString>) -> i32 {
         .get_many::<OsString>("config")
         .map(|v| v.map(PathBuf::from).collect());
     // libkmod reads at most a page of the kernel command line.
-    let cmdline = std::fs::read("/proc/cmdline").ok();
+    let cmdline = std::fs::File::open("/proc/cmdline").ok().and_then(|file| {
+        let mut text = Vec::new();
+        crate::limits::read_limited(std::io::Read::take(file, 4096), &mut text, 4096).ok()?;
+        Some(text)
+    });
     let config = ModprobeConfig::load(
         dir.path(),
         config_paths.as_deref(),

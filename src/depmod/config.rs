@@ -31,7 +31,7 @@ pub fn load_rules(paths: Option<&[PathBuf]>, version: &[u8], log: &Sink) -> Rule
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rules = Rules::default();
     for (_, file) in &files {
-        match std::fs::read(file) {
+        match crate::limits::read_whole(file) {
             Ok(text) => parse(&mut rules, &text, file, version, log),
             Err(e) => log.log_bytes(
                 Priority::Error,

@@ -64,6 +64,13 @@ for f in fixtures/modprobe.d/*.conf /usr/lib/modprobe.d/*.conf /etc/modprobe.d/*
   [ -f "$f" ] && cp -f "$f" "$CORPUS/modprobe_config/$(echo "$f" | tr / _)"
 done
 [ -r /proc/cmdline ] && cp -f /proc/cmdline "$CORPUS/cmdline/proc-cmdline"
+# Signatures: the signed seed modules; keys and certificates: the test keys.
+cp -f "$CORPUS"/module/*-signed* "$CORPUS/signature/" 2>/dev/null || true
+for tree in "$REF"/trees/*/; do
+  mapfile -t small < <(find "$tree/pristine" -name '*.ko' -printf '%s %p\n' 2>/dev/null | sort -n | head -2 | cut -d' ' -f2-)
+  for ko in "${small[@]}"; do cp -f "$ko" "$CORPUS/signature/$(basename "$tree")-$(basename "$ko")"; done
+done
+cp -f fixtures/signing/* "$CORPUS/key_files/" 2>/dev/null || true
 for f in /etc/depmod.d/*.conf /usr/lib/depmod.d/*.conf /lib/depmod.d/*.conf; do
   [ -f "$f" ] && cp -f "$f" "$CORPUS/depmod_config/$(echo "$f" | tr / _)"
 done

@@ -35,7 +35,7 @@ command -v cargo-clippy >/dev/null || { echo "test.sh: clippy is not installed" 
 export KMOD_REFERENCE=${KMOD_REFERENCE:-$(scripts/fetch-reference.sh | tail -1)}
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
-cargo test --workspace --locked --release --all-features
+cargo test --workspace --locked --profile ci --all-features
 scripts/vm-test.sh
 # A boot that enforces module signatures, for the explanation of a refused module.
 scripts/vm-test.sh -a module.sig_enforce=1 tests/vm/sig-enforce/unsigned.sh

@@ -93,6 +93,11 @@ fn bzimage_payload(image: &[u8]) -> Result<Option<&[u8]>, KernelImageError> {
     let begin = start
         .checked_add(offset as usize)
         .ok_or(KernelImageError::BadHeader)?;
+    payload_at(image, begin, length)
+}
+
+/// `length` bytes of `image` from `begin`, which a header said are there.
+fn payload_at(image: &[u8], begin: usize, length: u32) -> Result<Option<&[u8]>, KernelImageError> {
     let end = begin
         .checked_add(length as usize)
         .ok_or(KernelImageError::BadHeader)?;
@@ -110,14 +115,7 @@ fn zboot_payload(image: &[u8]) -> Result<Option<&[u8]>, KernelImageError> {
     let (Some(offset), Some(size)) = (u32_le(image, 8), u32_le(image, 12)) else {
         return Err(KernelImageError::BadHeader);
     };
-    let begin = offset as usize;
-    let end = begin
-        .checked_add(size as usize)
-        .ok_or(KernelImageError::BadHeader)?;
-    image
-        .get(begin..end)
-        .map(Some)
-        .ok_or(KernelImageError::BadHeader)
+    payload_at(image, offset as usize, size)
 }
 
 /// The compression of a kernel payload, by its magic; an error names the formats the

@@ -5,7 +5,10 @@
 #   trees/NAME/{pristine,ref,KVER}  real Debian module trees; ref/ holds the indexes
 #       reference depmod wrote, pristine/ the package contents untouched.
 #       NAME: trixie-amd64 (.ko.xz), trixie-cloud (.ko.xz, ~1150 modules),
-#             bookworm-amd64 (plain .ko)
+#             bookworm-amd64 (plain .ko); pristine/boot holds each kernel image
+#   kbuild/bin/sign-file  the kernel's module signing tool from Debian's linux-kbuild
+#       package of the trixie-amd64 kernel, run like reference kmod (its libcrypto
+#       comes with it)
 # Usage: scripts/fetch-reference.sh [DIR]   (default: $KMOD_REFERENCE, else
 #        ${XDG_CACHE_HOME:-~/.cache}/kmod-reference). Prints DIR on its last line.
 # Needs apt-get and dpkg-deb; about 250 MB of downloads the first time.
@@ -74,4 +77,23 @@ tree() {
 tree trixie-amd64 linux-image-amd64 '^6\.12'
 tree trixie-cloud linux-image-cloud-amd64 '^6\.12'
 tree bookworm-amd64 linux-image-amd64 '^6\.1\.'
+
+if [ ! -x "$DIR/kbuild/bin/sign-file" ]; then
+  kver=$(cat "$DIR/trees/trixie-amd64/KVER")
+  pkg=linux-kbuild-${kver%-amd64}
+  apt-get "${APT[@]}" download -qq "$pkg"
+  rm -rf "$DIR/kbuild"; mkdir -p "$DIR/kbuild/root" "$DIR/kbuild/bin"
+  dpkg-deb -x "$(ls "${pkg}"_*_amd64.deb | head -1)" "$DIR/kbuild/root"
+  signfile=$(find "$DIR/kbuild/root" -path '*/scripts/sign-file' -type f | head -1)
+  [ -n "$signfile" ] || { echo "fetch-reference: no sign-file in $pkg" >&2; exit 1; }
+  libs=$DIR/kmod/root/usr/lib/x86_64-linux-gnu
+  # No OpenSSL configuration of this machine's: the defaults are what sign-file gets
+  # in a kernel build.
+  cat > "$DIR/kbuild/bin/sign-file" <<WRAP
+#!/bin/sh
+OPENSSL_CONF=/dev/null exec $libs/ld-linux-x86-64.so.2 --library-path $libs $signfile "\$@"
+WRAP
+  chmod +x "$DIR/kbuild/bin/sign-file"
+  echo "sign-file: $pkg" >&2
+fi
 echo "$DIR"

@@ -86,7 +86,7 @@ impl ModprobeConfig {
         let mut config = ModprobeConfig::default();
         for (_, path) in files {
             tracing::debug!("parsing file '{}'", path.display());
-            if let Ok(bytes) = std::fs::read(&path) {
+            if let Ok(bytes) = crate::limits::read_whole(&path) {
                 config.parse(&bytes, path.as_os_str().as_bytes(), sink);
             }
         }

@@ -25,11 +25,11 @@ use rayon::prelude::*;
 
 use crate::compat::{fgets_lines, strerror, until_nul};
 use crate::diag::{Priority, Sink};
-use crate::elf::{split_strings, Class, ModuleElf};
+use crate::elf::split_strings;
 use crate::module::{name_from_path as modname, ModuleError, ModuleFile};
 use crate::msgf;
 
-pub use config::{load_rules, CONFIG_DIRS};
+pub use config::{load_rules, parse_text as parse_config, CONFIG_DIRS};
 pub use output::{prepare_output_dir, write_files, OutputFile};
 pub use scan::{is_up_to_date, Override, Rules, Search};
 use symbols::Symbols;
@@ -530,24 +530,13 @@ impl Loaded {
         }
         // libkmod lists no needed symbols at all without a usable symbol table,
         // not even the __versions entries.
-        if has_symbol_table(&elf) {
+        if elf.has_symbol_table() {
             for sym in elf.dependency_symbols() {
                 loaded.needs.push(sym.name, sym.crc, sym.weak);
             }
         }
         loaded
     }
-}
-
-fn has_symbol_table(elf: &ModuleElf) -> bool {
-    let entry_size = match elf.class() {
-        Class::Elf32 => 16,
-        Class::Elf64 => 24,
-    };
-    elf.section(".strtab").is_some()
-        && elf
-            .section(".symtab")
-            .is_some_and(|s| s.len() % entry_size == 0)
 }
 
 /// A module in the final array.

@@ -1,13 +1,20 @@
 //! Reading what the module tools need from a kernel module's ELF image.
 //!
-//! The header and section table are validated with `object`; everything else
-//! follows libkmod's rules (sections found by name, first match wins, a section
-//! reaching past the end of the file counts as absent), in the file's own byte
-//! order, so 32/64-bit and either endianness work on any host.
+//! The header, section headers, symbols and words are read through `object`'s typed
+//! ELF structures, in the file's own byte order, so 32/64-bit and either endianness
+//! work on any host. Which section is which follows libkmod's rules: sections are
+//! found by name (first match wins), a section reaching past the end of the file
+//! counts as absent, and the symbol table is `.symtab` with names in `.strtab`.
 
-use object::elf::{FileHeader32, FileHeader64, SHN_ABS, SHN_UNDEF, STB_WEAK};
-use object::read::elf::{FileHeader, SectionHeader};
-use object::Endianness;
+use object::elf::{
+    FileHeader32, FileHeader64, Machine, SectionHeader32, SectionHeader64, Sym32, Sym64,
+    SymbolBind, SymbolSection, SymbolType, EM_SPARC, EM_SPARCV9, SHF_ALLOC, SHN_ABS, SHN_UNDEF,
+    STB_WEAK, STT_SPARC_REGISTER,
+};
+use object::read::elf::{FileHeader, SectionHeader, Sym};
+use object::{pod, Endianness, U32, U64};
+
+use crate::limits::{self, LimitError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -27,6 +34,9 @@ pub enum ElfError {
     MissingSection(&'static str),
     #[error("empty {0} section")]
     EmptySection(&'static str),
+    /// No memory for a modified copy of the image.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 impl ElfError {
@@ -36,24 +46,27 @@ impl ElfError {
             ElfError::NotElf => nix::errno::Errno::ENOEXEC,
             ElfError::MissingSection(_) | ElfError::EmptySection(_) => nix::errno::Errno::ENODATA,
             ElfError::BadHeader(_) | ElfError::BadSection(..) => nix::errno::Errno::EINVAL,
+            ElfError::Limit(e) => e.errno(),
         }
     }
 }
 
 #[derive(Debug, Clone)]
 struct Section {
+    /// The name's range in the file (empty when `sh_name` is outside the name table).
     name: (usize, usize),
     offset: u64,
     size: u64,
-    flags_offset: usize,
+    /// Where the section header itself is in the file.
+    header_offset: usize,
 }
 
 /// A parsed module image. Borrows the (decompressed) file contents.
 pub struct ModuleElf<'a> {
     data: &'a [u8],
     class: Class,
-    big_endian: bool,
-    machine: u16,
+    endian: Endianness,
+    machine: Machine,
     sections: Vec<Section>,
 }
 
@@ -75,6 +88,8 @@ pub struct ExportedSymbol<'a> {
     pub crc: u64,
 }
 
+/// A `struct modversion_info` in `__versions`: a CRC the size of the class's word,
+/// then the NUL-padded symbol name.
 const VERSION_ENTRY_SIZE: usize = 64;
 
 impl<'a> ModuleElf<'a> {
@@ -118,10 +133,9 @@ impl<'a> ModuleElf<'a> {
             return Err(ElfError::BadHeader("section name table not NUL-terminated"));
         }
 
-        let shoff: u64 = header.e_shoff(endian).into();
+        // section_headers() checked that the table lies inside `data`.
+        let shoff = header.e_shoff(endian).into() as usize;
         let entsize = std::mem::size_of::<H::SectionHeader>();
-        // sh_flags follows sh_name and sh_type in both classes.
-        let flags_field = 8;
         let mut sections = Vec::with_capacity(headers.len());
         for (i, sh) in headers.iter().enumerate() {
             let name_off = strtab_range.0 + sh.sh_name(endian) as usize;
@@ -138,13 +152,13 @@ impl<'a> ModuleElf<'a> {
                 name,
                 offset: sh.sh_offset(endian).into(),
                 size: sh.sh_size(endian).into(),
-                flags_offset: shoff as usize + i * entsize + flags_field,
+                header_offset: shoff + i * entsize,
             });
         }
         Ok(ModuleElf {
             data,
             class,
-            big_endian: endian == Endianness::Big,
+            endian,
             machine: header.e_machine(endian),
             sections,
         })
@@ -155,11 +169,7 @@ impl<'a> ModuleElf<'a> {
     }
 
     pub fn is_big_endian(&self) -> bool {
-        self.big_endian
-    }
-
-    pub fn machine(&self) -> u16 {
-        self.machine
+        self.endian == Endianness::Big
     }
 
     fn section_index(&self, name: &str) -> Option<usize> {
@@ -207,15 +217,10 @@ impl<'a> ModuleElf<'a> {
                 "size is not a multiple of 64",
             ));
         }
-        let crc_len = match self.class {
-            Class::Elf32 => 4,
-            Class::Elf64 => 8,
-        };
         section
             .chunks_exact(VERSION_ENTRY_SIZE)
             .map(|entry| {
-                let crc = self.read_word(entry, 0, crc_len);
-                let field = &entry[crc_len..];
+                let (crc, field) = self.read_class_word(entry);
                 let len = field
                     .iter()
                     .position(|&b| b == 0)
@@ -245,22 +250,24 @@ impl<'a> ModuleElf<'a> {
     }
 
     fn crc_symbols(&self) -> Option<Vec<ExportedSymbol<'a>>> {
-        let symtab = self.symtab()?;
         let mut out = Vec::new();
-        for sym in symtab.iter() {
+        for sym in self.symbols()? {
             let Some(name) = sym.name.strip_prefix(b"__crc_") else {
                 continue;
             };
+            // The CRC is the symbol's value, or (in a relocatable module) a 32-bit word
+            // at that offset in the symbol's section; all ones when that is unreadable.
             let crc = if sym.shndx == SHN_ABS || sym.shndx == SHN_UNDEF {
                 sym.value
             } else {
-                self.section_range(sym.shndx as usize)
-                    .filter(|(start, end)| {
-                        end - start >= 4 && sym.value <= (end - start - 4) as u64
+                self.section_range(usize::from(sym.shndx.0))
+                    .and_then(|(start, end)| {
+                        let at = usize::try_from(sym.value).ok()?;
+                        let word = self.data[start..end].get(at..)?;
+                        let (crc, _) = pod::from_bytes::<U32<Endianness>>(word).ok()?;
+                        Some(u64::from(crc.get(self.endian)))
                     })
-                    .map_or(u32::MAX as u64, |(start, _)| {
-                        self.read_word(self.data, start + sym.value as usize, 4)
-                    })
+                    .unwrap_or(u64::from(u32::MAX))
             };
             out.push(ExportedSymbol { name, crc });
         }
@@ -279,24 +286,22 @@ impl<'a> ModuleElf<'a> {
             first.entry(name).or_insert(i);
         }
         let mut out = Vec::new();
-        if let Some(symtab) = self.symtab() {
-            for sym in symtab.iter() {
-                if sym.shndx != SHN_UNDEF || sym.name.is_empty() || self.is_sparc_register(&sym) {
-                    continue;
-                }
-                let crc = match first.get(sym.name).copied() {
-                    Some(i) => {
-                        matched[i] = true;
-                        versions[i].0
-                    }
-                    None => 0,
-                };
-                out.push(DependencySymbol {
-                    name: sym.name,
-                    crc,
-                    weak: sym.bind == STB_WEAK,
-                });
+        for sym in self.symbols().into_iter().flatten() {
+            if sym.shndx != SHN_UNDEF || sym.name.is_empty() || self.is_sparc_register(&sym) {
+                continue;
             }
+            let crc = match first.get(sym.name).copied() {
+                Some(i) => {
+                    matched[i] = true;
+                    versions[i].0
+                }
+                None => 0,
+            };
+            out.push(DependencySymbol {
+                name: sym.name,
+                crc,
+                weak: sym.bind == STB_WEAK,
+            });
         }
         for (i, (crc, name)) in versions.iter().enumerate() {
             if !matched[i] {
@@ -311,67 +316,69 @@ impl<'a> ModuleElf<'a> {
     }
 
     fn is_sparc_register(&self, sym: &Symbol) -> bool {
-        const STT_SPARC_REGISTER: u8 = 13;
-        matches!(
-            self.machine,
-            object::elf::EM_SPARC | object::elf::EM_SPARCV9
-        ) && sym.kind == STT_SPARC_REGISTER
+        (self.machine == EM_SPARC || self.machine == EM_SPARCV9) && sym.kind == STT_SPARC_REGISTER
     }
 
-    fn symtab(&self) -> Option<SymbolTable<'_, 'a>> {
+    /// Whether libkmod would find a symbol table: `.strtab`, and `.symtab` made of
+    /// whole entries.
+    pub fn has_symbol_table(&self) -> bool {
+        self.symbols().is_some()
+    }
+
+    /// Every `.symtab` entry but index 0 whose name lies inside `.strtab`; None
+    /// without a usable symbol table.
+    fn symbols(&self) -> Option<impl Iterator<Item = Symbol<'a>> + 'a> {
         let symtab = self.section(".symtab")?;
         let strtab = self.section(".strtab")?;
-        let entsize = match self.class {
-            Class::Elf32 => 16,
-            Class::Elf64 => 24,
+        let endian = self.endian;
+        // Only the slice of this file's class is non-empty.
+        let (elf32, elf64): (&[Sym32<Endianness>], &[Sym64<Endianness>]) = match self.class {
+            Class::Elf32 => (pod::slice_from_all_bytes(symtab).ok()?, &[]),
+            Class::Elf64 => (&[], pod::slice_from_all_bytes(symtab).ok()?),
         };
-        if symtab.len() % entsize != 0 {
-            return None;
-        }
-        Some(SymbolTable {
-            elf: self,
-            symtab,
-            strtab,
-            entsize,
-        })
+        let elf32 = elf32.iter().skip(1).map(move |s| RawSymbol::new(s, endian));
+        let elf64 = elf64.iter().skip(1).map(move |s| RawSymbol::new(s, endian));
+        Some(elf32.chain(elf64).filter_map(move |raw| raw.named(strtab)))
     }
 
-    /// Reads an unsigned integer of `len` bytes (2, 4 or 8) at `off` in file byte order.
-    fn read_word(&self, buf: &[u8], off: usize, len: usize) -> u64 {
-        let bytes = &buf[off..off + len];
-        let mut v = 0u64;
-        if self.big_endian {
-            for &b in bytes {
-                v = (v << 8) | b as u64;
-            }
-        } else {
-            for &b in bytes.iter().rev() {
-                v = (v << 8) | b as u64;
-            }
-        }
-        v
+    /// A word of the file's class (32 or 64 bits) in its byte order at the start of
+    /// `bytes`, and what follows it. `bytes` must hold the word.
+    fn read_class_word<'b>(&self, bytes: &'b [u8]) -> (u64, &'b [u8]) {
+        let word = match self.class {
+            Class::Elf32 => pod::from_bytes::<U32<Endianness>>(bytes)
+                .map(|(w, rest)| (u64::from(w.get(self.endian)), rest)),
+            Class::Elf64 => pod::from_bytes::<U64<Endianness>>(bytes)
+                .map(|(w, rest)| (w.get(self.endian), rest)),
+        };
+        word.unwrap_or((0, &[]))
     }
 
     /// A copy of the image with `__versions` no longer `SHF_ALLOC`, so the kernel skips
     /// symbol version checks (what `--force-modversion` does without finit_module).
-    pub fn strip_modversions(&self) -> Vec<u8> {
-        let mut out = self.data.to_vec();
+    pub fn strip_modversions(&self) -> Result<Vec<u8>, ElfError> {
+        let mut out = limits::copy(self.data)?;
         if let Some(index) = self.section_index("__versions") {
-            const SHF_ALLOC: u64 = 2;
-            let off = self.sections[index].flags_offset;
-            let len = match self.class {
-                Class::Elf32 => 4,
-                Class::Elf64 => 8,
-            };
-            let flags = self.read_word(&out, off, len) & !SHF_ALLOC;
-            let bytes = flags.to_be_bytes();
-            let field = &mut out[off..off + len];
-            field.copy_from_slice(&bytes[8 - len..]);
-            if !self.big_endian {
-                field.reverse();
+            let header = &mut out[self.sections[index].header_offset..];
+            let endian = self.endian;
+            // parse() read this header from the same bytes, so it is there.
+            match self.class {
+                Class::Elf32 => {
+                    if let Ok((sh, _)) = pod::from_bytes_mut::<SectionHeader32<Endianness>>(header)
+                    {
+                        let flags = sh.sh_flags.get_u64(endian).without(SHF_ALLOC);
+                        sh.sh_flags.set_u64_truncate(endian, flags);
+                    }
+                }
+                Class::Elf64 => {
+                    if let Ok((sh, _)) = pod::from_bytes_mut::<SectionHeader64<Endianness>>(header)
+                    {
+                        let flags = sh.sh_flags.get(endian).without(SHF_ALLOC);
+                        sh.sh_flags.set(endian, flags);
+                    }
+                }
             }
         }
-        out
+        Ok(out)
     }
 
     /// A copy of the image with the `vermagic=` string of `.modinfo` blanked out, so the
@@ -388,7 +395,7 @@ impl<'a> ModuleElf<'a> {
             .find(|s| s.starts_with(b"vermagic="))
             .ok_or(ElfError::MissingSection("vermagic"))?;
         let off = start + (entry.as_ptr() as usize - section.as_ptr() as usize);
-        let mut out = self.data.to_vec();
+        let mut out = limits::copy(self.data)?;
         out[off..off + entry.len()].fill(0);
         Ok(out)
     }
@@ -406,58 +413,49 @@ pub fn split_strings(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     data.split(|&b| b == 0).filter(|s| !s.is_empty())
 }
 
+/// A symbol table entry with its name resolved.
 struct Symbol<'a> {
     name: &'a [u8],
     value: u64,
-    shndx: u16,
-    bind: u8,
-    kind: u8,
+    shndx: SymbolSection,
+    bind: SymbolBind,
+    kind: SymbolType,
 }
 
-struct SymbolTable<'e, 'a> {
-    elf: &'e ModuleElf<'a>,
-    symtab: &'a [u8],
-    strtab: &'a [u8],
-    entsize: usize,
+/// The fields of an `Elf32_Sym` or `Elf64_Sym` that matter here.
+struct RawSymbol {
+    name: u32,
+    value: u64,
+    shndx: SymbolSection,
+    bind: SymbolBind,
+    kind: SymbolType,
 }
 
-impl<'a> SymbolTable<'_, 'a> {
-    /// Every symbol but index 0 whose name lies inside `.strtab`.
-    fn iter(&self) -> impl Iterator<Item = Symbol<'a>> + '_ {
-        self.symtab
-            .chunks_exact(self.entsize)
-            .skip(1)
-            .filter_map(move |entry| {
-                let elf = self.elf;
-                // Elf32_Sym: name, value, size, info, other, shndx
-                // Elf64_Sym: name, info, other, shndx, value, size
-                let (name_off, value, info, shndx) = match elf.class {
-                    Class::Elf32 => (
-                        elf.read_word(entry, 0, 4),
-                        elf.read_word(entry, 4, 4),
-                        entry[12],
-                        elf.read_word(entry, 14, 2),
-                    ),
-                    Class::Elf64 => (
-                        elf.read_word(entry, 0, 4),
-                        elf.read_word(entry, 8, 8),
-                        entry[4],
-                        elf.read_word(entry, 6, 2),
-                    ),
-                };
-                let name_off = name_off as usize;
-                if name_off >= self.strtab.len() {
-                    return None;
-                }
-                let rest = &self.strtab[name_off..];
-                let name = &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())];
-                Some(Symbol {
-                    name,
-                    value,
-                    shndx: shndx as u16,
-                    bind: info >> 4,
-                    kind: info & 0xf,
-                })
-            })
+impl RawSymbol {
+    fn new<S: Sym<Endian = Endianness>>(sym: &S, endian: Endianness) -> Self {
+        RawSymbol {
+            name: sym.st_name(endian),
+            value: sym.st_value(endian).into(),
+            shndx: sym.st_shndx(endian),
+            bind: sym.st_bind(),
+            kind: sym.st_type(),
+        }
+    }
+
+    /// The symbol with its name: from its offset in `strtab` up to a NUL or the end of
+    /// the table. None when the offset is outside the table.
+    fn named(self, strtab: &[u8]) -> Option<Symbol<'_>> {
+        let rest = strtab.get(usize::try_from(self.name).ok()?..)?;
+        if rest.is_empty() {
+            return None;
+        }
+        let name = &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())];
+        Some(Symbol {
+            name,
+            value: self.value,
+            shndx: self.shndx,
+            bind: self.bind,
+            kind: self.kind,
+        })
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::compat::fnmatch::fnmatch_bytes;
+use crate::compat::fnmatch::fnmatch_within;
 use crate::compat::{c_string_at, until_nul};
 
 const MAGIC: u32 = 0xB007_F457;
@@ -47,6 +47,12 @@ enum Data {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
 }
+
+/// fnmatch steps a wildcard search may spend per unit of its node budget (see
+/// [`Index::search_wildcard`]). Real alias patterns are short, so searches of real
+/// indexes stay far below it; only crafted files (deep patterns, queries full of
+/// wildcards) reach it, and then get the matches found so far.
+const FNMATCH_STEPS_PER_NODE: usize = 4;
 
 /// A read-only index file.
 pub struct Index {
@@ -141,8 +147,11 @@ impl Index {
         }
     }
 
-    /// Bounds every walk: a well-formed file has fewer nodes plus values than bytes,
-    /// so running out means the file loops or shares subtrees.
+    /// Bounds every walk, which is charged one per value and one plus its prefix length
+    /// per node entered (see [`charge`]): in a well-formed file every node holds its
+    /// prefix, a NUL and more, and every value at least five bytes, so a whole walk
+    /// costs less than the file's size. Running out means the file loops or shares
+    /// subtrees.
     fn budget(&self) -> usize {
         self.bytes().len()
     }
@@ -231,6 +240,9 @@ impl Index {
         // already scanned, once per such character.
         let rescans = key.iter().filter(|c| WILDCARDS.contains(c)).count();
         let mut budget = self.budget().saturating_mul(rescans + 1);
+        // Matching is bounded too: deep stored patterns against a long query could
+        // otherwise cost (pattern length × key length) at each of the nodes above.
+        let mut steps = budget.saturating_mul(FNMATCH_STEPS_PER_NODE);
         let mut found = Vec::new();
         let mut pattern = Vec::new();
         let Some(mut node) = self.node(self.root) else {
@@ -244,7 +256,15 @@ impl Index {
                     // from this byte on decides the rest.
                     pattern.clear();
                     let rest = &key[i + j..];
-                    self.scan(node, j, &mut pattern, rest, &mut found, &mut budget);
+                    self.scan(
+                        node,
+                        j,
+                        &mut pattern,
+                        rest,
+                        &mut found,
+                        &mut budget,
+                        &mut steps,
+                    );
                     break 'walk;
                 }
                 if key.get(i + j) != Some(&ch) {
@@ -256,7 +276,15 @@ impl Index {
                 if let Some(child) = self.child(&node, wildcard) {
                     pattern.clear();
                     pattern.push(wildcard);
-                    self.scan(child, 0, &mut pattern, &key[i..], &mut found, &mut budget);
+                    self.scan(
+                        child,
+                        0,
+                        &mut pattern,
+                        &key[i..],
+                        &mut found,
+                        &mut budget,
+                        &mut steps,
+                    );
                 }
             }
             let Some(&ch) = key.get(i) else {
@@ -279,7 +307,9 @@ impl Index {
     /// Collects the values of every key in the subtree of `start` (skipping the first
     /// `skip` bytes of its prefix) whose pattern, accumulated in `pattern`, fnmatches
     /// `subkey`. Children are visited before their parent's own values, in character
-    /// order, as libkmod does.
+    /// order, as libkmod does. Running out of `steps` for fnmatch ends the whole search,
+    /// like running out of `budget`.
+    #[allow(clippy::too_many_arguments)]
     fn scan<'a>(
         &'a self,
         start: Node<'a>,
@@ -288,6 +318,7 @@ impl Index {
         subkey: &[u8],
         found: &mut Vec<(u32, &'a [u8])>,
         budget: &mut usize,
+        steps: &mut usize,
     ) {
         let restore = pattern.len();
         pattern.extend_from_slice(start.prefix.get(skip..).unwrap_or_default());
@@ -298,10 +329,9 @@ impl Index {
         }];
         while let Some(top) = stack.last_mut() {
             if let Some((ch, child)) = self.next_child(top) {
-                if *budget == 0 {
+                if !charge(budget, child.prefix.len()) {
                     return;
                 }
-                *budget -= 1;
                 let restore = pattern.len();
                 pattern.push(ch);
                 pattern.extend_from_slice(child.prefix);
@@ -313,13 +343,22 @@ impl Index {
                 continue;
             }
             let Some(done) = stack.pop() else { break };
-            if done.node.value_count > 0 && fnmatch_bytes(pattern, subkey) {
-                for value in done.node.values() {
-                    if *budget == 0 {
+            if done.node.value_count > 0 {
+                match fnmatch_within(pattern, subkey, steps) {
+                    Some(true) => {
+                        for value in done.node.values() {
+                            if *budget == 0 {
+                                return;
+                            }
+                            *budget -= 1;
+                            found.push(value);
+                        }
+                    }
+                    Some(false) => {}
+                    None => {
+                        *budget = 0;
                         return;
                     }
-                    *budget -= 1;
-                    found.push(value);
                 }
             }
             pattern.truncate(done.restore);
@@ -368,10 +407,9 @@ impl Index {
             }
             let Some(top) = stack.last_mut() else { break };
             if let Some((ch, child)) = self.next_child(top) {
-                if budget == 0 {
+                if !charge(&mut budget, child.prefix.len()) {
                     return;
                 }
-                budget -= 1;
                 let restore = key.len();
                 key.push(ch);
                 entered = Some((child, restore));
@@ -379,6 +417,18 @@ impl Index {
                 key.truncate(done.restore);
             }
         }
+    }
+}
+
+/// Takes what entering a node with a prefix of `prefix_len` bytes costs (copying and
+/// matching it) from `budget`; false, leaving it alone, when there is not enough.
+fn charge(budget: &mut usize, prefix_len: usize) -> bool {
+    match budget.checked_sub(1 + prefix_len) {
+        Some(left) => {
+            *budget = left;
+            true
+        }
+        None => false,
     }
 }
 

@@ -35,6 +35,59 @@ pub trait Kernel {
     fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno>;
     fn init_module(&self, image: &[u8], params: &CStr) -> Result<(), Errno>;
     fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno>;
+    /// The kernel's log from now on (`/dev/kmsg`, read without blocking).
+    fn kernel_log(&self) -> io::Result<Box<dyn KernelLog>>;
+    /// The text of `/sys/kernel/security/lockdown` (`[none] integrity confidentiality`).
+    fn lockdown(&self) -> io::Result<Vec<u8>>;
+}
+
+/// Messages the kernel logs.
+pub trait KernelLog {
+    /// The messages logged since the last call (or since the log was opened).
+    fn read_new(&mut self) -> Vec<Vec<u8>>;
+}
+
+/// `/dev/kmsg`, positioned at its end when opened.
+struct Kmsg(File);
+
+impl Kmsg {
+    fn open() -> io::Result<Kmsg> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open("/dev/kmsg")?;
+        nix::unistd::lseek(&file, 0, nix::unistd::Whence::SeekEnd)?;
+        Ok(Kmsg(file))
+    }
+}
+
+impl KernelLog for Kmsg {
+    fn read_new(&mut self) -> Vec<Vec<u8>> {
+        use std::io::Read;
+        // One record per read: `prio,seq,time,flags;message`, then key=value lines.
+        const MAX_RECORDS: usize = 4096;
+        let mut buf = vec![0u8; 8192];
+        let mut out = Vec::new();
+        while out.len() < MAX_RECORDS {
+            match self.0.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let record = &buf[..n];
+                    let Some(start) = record.iter().position(|&b| b == b';') else {
+                        continue;
+                    };
+                    let text = &record[start + 1..];
+                    let end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+                    out.push(text[..end].to_vec());
+                }
+                // Records overwritten before we read them: go on with the next.
+                Err(e) if e.raw_os_error() == Some(Errno::EPIPE as i32) => {}
+                Err(_) => break,
+            }
+        }
+        out
+    }
 }
 
 /// The kernel this process runs on (`/proc` and `/sys` at their usual places).
@@ -60,11 +113,11 @@ impl LiveKernel {
 
 impl Kernel for LiveKernel {
     fn proc_modules(&self) -> io::Result<Vec<u8>> {
-        std::fs::read(&self.proc_modules)
+        crate::limits::read_whole(&self.proc_modules)
     }
 
     fn module_attr(&self, module: &[u8], attr: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.module_path(module).join(attr))
+        crate::limits::read_whole(&self.module_path(module).join(attr))
     }
 
     fn module_dir_exists(&self, module: &[u8]) -> bool {
@@ -78,7 +131,7 @@ impl Kernel for LiveKernel {
     }
 
     fn compression(&self) -> io::Result<Vec<u8>> {
-        std::fs::read(self.sys_module.join("compression"))
+        crate::limits::read_whole(&self.sys_module.join("compression"))
     }
 
     fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> Result<(), Errno> {
@@ -92,6 +145,14 @@ impl Kernel for LiveKernel {
 
     fn delete_module(&self, name: &CStr, flags: DeleteModuleFlags) -> Result<(), Errno> {
         nix::kmod::delete_module(name, flags)
+    }
+
+    fn kernel_log(&self) -> io::Result<Box<dyn KernelLog>> {
+        Ok(Box::new(Kmsg::open()?))
+    }
+
+    fn lockdown(&self) -> io::Result<Vec<u8>> {
+        crate::limits::read_whole(std::path::Path::new("/sys/kernel/security/lockdown"))
     }
 }
 
@@ -203,6 +264,22 @@ pub struct LoadedModule {
     /// The refcnt, or a negative errno when it cannot be read (as kmod prints it).
     pub use_count: i64,
     pub holders: Vec<Vec<u8>>,
+    /// `/sys/module/<name>/initstate`, when it can be read.
+    pub state: Option<InitState>,
+    /// `/sys/module/<name>/taint` without its newline (taint flags such as `OE`; empty
+    /// when the module taints nothing), when it can be read.
+    pub taint: Option<Vec<u8>>,
+}
+
+impl InitState {
+    /// The word `/sys/module/<name>/initstate` holds.
+    pub fn name(self) -> &'static str {
+        match self {
+            InitState::Live => "live",
+            InitState::Coming => "coming",
+            InitState::Going => "going",
+        }
+    }
 }
 
 /// Loaded modules in `/proc/modules` order with sizes, use counts and holders.
@@ -231,11 +308,20 @@ pub fn loaded_modules(kernel: &dyn Kernel) -> io::Result<Vec<LoadedModule>> {
                 Err(e) => -i64::from(e.raw_os_error().unwrap_or(Errno::EINVAL as i32)),
             };
             let holders = kernel.holders(&name).unwrap_or_default();
+            let state = initstate(kernel, &name).ok();
+            let taint = kernel.module_attr(&name, "taint").ok().map(|mut t| {
+                if t.last() == Some(&b'\n') {
+                    t.pop();
+                }
+                t
+            });
             Some(LoadedModule {
                 name,
                 size,
                 use_count,
                 holders,
+                state,
+                taint,
             })
         })
         .collect())
@@ -339,8 +425,9 @@ pub fn insert_module(
     let elf = ModuleElf::parse(module.data()).map_err(|e| InsertError::Strip(e.errno()))?;
     let mut image = if flags.force_modversion {
         elf.strip_modversions()
+            .map_err(|e| InsertError::Strip(e.errno()))?
     } else {
-        module.data().to_vec()
+        crate::limits::copy(module.data()).map_err(|e| InsertError::Strip(e.errno()))?
     };
     if flags.force_vermagic {
         let stripped = ModuleElf::parse(&image)
@@ -366,7 +453,9 @@ fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(done)
 }
 
-/// `delete_module` as kmod calls it: never waiting, optionally forced.
+/// `delete_module` as kmod calls it: never waiting (`O_NONBLOCK`), and with `O_TRUNC`
+/// when forced (which needs CONFIG_MODULE_FORCE_UNLOAD). The flags' values are the
+/// architecture's own `O_*` constants, which differ on alpha, mips, parisc and sparc.
 pub fn remove_module(kernel: &dyn Kernel, name: &[u8], force: bool) -> Result<(), Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
     let mut flags = DeleteModuleFlags::O_NONBLOCK;
@@ -394,8 +483,20 @@ pub mod fake {
         pub finit_result: Option<Errno>,
         pub init_result: Option<Errno>,
         pub delete_result: Option<Errno>,
+        /// What the kernel logs during a failed insertion; None: the log is unreadable.
+        pub log_on_failure: Option<Vec<Vec<u8>>>,
+        pub lockdown: Option<Vec<u8>>,
         /// Every syscall made, in order, in a readable form.
         pub calls: RefCell<Vec<String>>,
+    }
+
+    /// The fake log: what `log_on_failure` holds, once.
+    struct FakeLog(Vec<Vec<u8>>);
+
+    impl KernelLog for FakeLog {
+        fn read_new(&mut self) -> Vec<Vec<u8>> {
+            std::mem::take(&mut self.0)
+        }
     }
 
     impl FakeKernel {
@@ -453,6 +554,17 @@ pub mod fake {
                 .borrow_mut()
                 .push(format!("delete_module({name:?}, {flags:?})"));
             self.delete_result.map_or(Ok(()), Err)
+        }
+        fn kernel_log(&self) -> io::Result<Box<dyn KernelLog>> {
+            match &self.log_on_failure {
+                Some(lines) => Ok(Box::new(FakeLog(lines.clone()))),
+                None => Err(io::Error::from_raw_os_error(Errno::EACCES as i32)),
+            }
+        }
+        fn lockdown(&self) -> io::Result<Vec<u8>> {
+            self.lockdown
+                .clone()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
         }
     }
 }
@@ -590,6 +702,11 @@ mod tests {
                 "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK))",
                 "delete_module(\"dummy\", DeleteModuleFlags(O_NONBLOCK | O_TRUNC))"
             ]
+        );
+        // The kernel reads these as the target's open(2) flags.
+        assert_eq!(
+            (DeleteModuleFlags::O_NONBLOCK | DeleteModuleFlags::O_TRUNC).bits(),
+            nix::libc::O_NONBLOCK | nix::libc::O_TRUNC
         );
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::compat::io_strerror;
 use crate::compression::{self, Compression, DecompressError};
 use crate::elf::{ElfError, ModuleElf};
+use crate::limits::{self, LimitError, ReadError};
 use crate::signature::{self, SignatureInfo};
 
 /// File name endings that make a file a module (depmod, modinfo's file detection).
@@ -21,6 +22,8 @@ pub enum ModuleError {
     TooShort(PathBuf, usize),
     Decompress(PathBuf, DecompressError),
     Elf(PathBuf, ElfError),
+    /// Over the size limit, or no memory for the contents (ENOMEM).
+    Memory(PathBuf, LimitError),
 }
 
 impl ModuleError {
@@ -35,6 +38,7 @@ impl ModuleError {
             }
             ModuleError::Decompress(_, e) => format!("{text} ({e})"),
             ModuleError::Elf(_, e) => format!("{text} ({e})"),
+            ModuleError::Memory(_, e) => e.to_string(),
         }
     }
 
@@ -44,7 +48,8 @@ impl ModuleError {
             ModuleError::Io(p, _)
             | ModuleError::TooShort(p, _)
             | ModuleError::Decompress(p, _)
-            | ModuleError::Elf(p, _) => p,
+            | ModuleError::Elf(p, _)
+            | ModuleError::Memory(p, _) => p,
         }
     }
 
@@ -61,6 +66,7 @@ impl ModuleError {
             ),
             ModuleError::TooShort(..) | ModuleError::Decompress(..) => nix::errno::Errno::EINVAL,
             ModuleError::Elf(_, e) => e.errno(),
+            ModuleError::Memory(_, e) => e.errno(),
         }
     }
 }
@@ -78,27 +84,38 @@ pub struct ModuleFile {
 }
 
 impl ModuleFile {
-    /// Opens and, if needed, decompresses a module. Plain files are memory-mapped.
+    /// Opens and, if needed, decompresses a module. Plain files are memory-mapped;
+    /// anything read or decompressed into memory is held to
+    /// [`limits::MODULE_SIZE_LIMIT`].
     pub fn open(path: &Path) -> Result<ModuleFile, ModuleError> {
-        let io_err = |e| ModuleError::Io(path.to_path_buf(), e);
-        let file = File::open(path).map_err(io_err)?;
+        let file = File::open(path).map_err(|e| ModuleError::Io(path.to_path_buf(), e))?;
         // SAFETY: the map is read-only and private; a module file being rewritten
         // while we read it is the same hazard libkmod accepts with its own mmap.
         let map = unsafe { memmap2::Mmap::map(&file) };
         let contents = match map {
             Ok(map) => Contents::Mapped(map),
             // Empty files and special files cannot be mapped: read them instead.
-            Err(_) => Contents::Owned(std::fs::read(path).map_err(io_err)?),
+            Err(_) => Contents::Owned(
+                limits::read_open_file(&file, limits::MODULE_SIZE_LIMIT).map_err(|e| match e {
+                    ReadError::Io(e) => ModuleError::Io(path.to_path_buf(), e),
+                    ReadError::Limit(e) => ModuleError::Memory(path.to_path_buf(), e),
+                })?,
+            ),
         };
-        Self::from_contents(path, contents)
+        Self::from_contents(path, contents, limits::MODULE_SIZE_LIMIT)
     }
 
-    /// A module from bytes already in memory (compressed or not).
-    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<ModuleFile, ModuleError> {
-        Self::from_contents(path, Contents::Owned(bytes))
+    /// A module from bytes already in memory (compressed or not), decompressed into at
+    /// most `limit` bytes.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>, limit: u64) -> Result<ModuleFile, ModuleError> {
+        Self::from_contents(path, Contents::Owned(bytes), limit)
     }
 
-    fn from_contents(path: &Path, contents: Contents) -> Result<ModuleFile, ModuleError> {
+    fn from_contents(
+        path: &Path,
+        contents: Contents,
+        limit: u64,
+    ) -> Result<ModuleFile, ModuleError> {
         let raw: &[u8] = match &contents {
             Contents::Mapped(m) => m,
             Contents::Owned(v) => v,
@@ -110,13 +127,11 @@ impl ModuleFile {
         let contents = if kind == Compression::None {
             contents
         } else {
-            let raw = match contents {
-                Contents::Mapped(m) => m.to_vec(),
-                Contents::Owned(v) => v,
-            };
             Contents::Owned(
-                compression::decompress(kind, raw)
-                    .map_err(|e| ModuleError::Decompress(path.to_path_buf(), e))?,
+                compression::decompress(kind, raw, limit).map_err(|e| match e {
+                    DecompressError::Limit(e) => ModuleError::Memory(path.to_path_buf(), e),
+                    e => ModuleError::Decompress(path.to_path_buf(), e),
+                })?,
             )
         };
         Ok(ModuleFile {

@@ -19,6 +19,8 @@ use nix::errno::Errno;
 use crate::compat::{io_strerror, strerror};
 use crate::config::{Command, ModprobeConfig};
 use crate::diag::{Fatal, Priority, Sink};
+use crate::explain;
+use crate::json::Json;
 use crate::kernel::{self, InitState, InsertFlags, Kernel, StateError};
 use crate::msg;
 use crate::resolve::{self, ModuleDir, Step, ALIAS_CHAIN};
@@ -40,20 +42,74 @@ struct Module {
     ignorecmd: bool,
 }
 
-/// Where modprobe's action lines go (`insmod PATH OPTIONS`, `builtin NAME`, ...).
-pub trait Actions {
-    /// A line as C's buffered `printf` prints it (`insmod`, `install`, `builtin`).
-    fn print(&mut self, line: &[u8]);
-    /// A line printed and flushed at once (modprobe's `SHOW`: `rmmod`, `remove`).
-    fn print_flushed(&mut self, line: &[u8]);
+/// A step modprobe takes, or shows with `-v`/`--show-depends`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// A module file inserted with these options.
+    Insmod { path: &'a Path, options: &'a [u8] },
+    /// A module built into the kernel: nothing to do.
+    Builtin { name: &'a [u8] },
+    /// An install command run instead of inserting (options before substitution).
+    Install {
+        command: &'a [u8],
+        options: &'a [u8],
+    },
+    /// A module removed.
+    Rmmod { name: &'a [u8] },
+    /// A remove command run instead of removing.
+    Remove { command: &'a [u8] },
 }
 
-/// Actions nobody sees.
-pub struct NoActions;
+impl Action<'_> {
+    /// The line kmod prints for it.
+    pub fn line(&self) -> Vec<u8> {
+        match self {
+            Action::Insmod { path, options } => msg!["insmod ", path, " ", options],
+            Action::Builtin { name } => msg!["builtin ", name],
+            Action::Install { command, options } => msg!["install ", command, " ", options],
+            Action::Rmmod { name } => msg!["rmmod ", name],
+            Action::Remove { command } => msg!["remove ", command],
+        }
+    }
 
-impl Actions for NoActions {
-    fn print(&mut self, _: &[u8]) {}
-    fn print_flushed(&mut self, _: &[u8]) {}
+    /// kmod flushes its output before removals, so that what a remove command prints
+    /// comes after the line announcing it.
+    pub fn flushed(&self) -> bool {
+        matches!(self, Action::Rmmod { .. } | Action::Remove { .. })
+    }
+
+    /// The step as JSON (`modprobe --show-depends --json`).
+    pub fn json(&self) -> Json {
+        match self {
+            Action::Insmod { path, options } => Json::obj(vec![
+                ("action", Json::text("insmod")),
+                ("path", Json::text(path.as_os_str().as_bytes())),
+                ("options", Json::text(*options)),
+            ]),
+            Action::Builtin { name } => Json::obj(vec![
+                ("action", Json::text("builtin")),
+                ("name", Json::text(*name)),
+            ]),
+            Action::Install { command, options } => Json::obj(vec![
+                ("action", Json::text("install")),
+                ("command", Json::text(*command)),
+                ("options", Json::text(*options)),
+            ]),
+            Action::Rmmod { name } => Json::obj(vec![
+                ("action", Json::text("rmmod")),
+                ("name", Json::text(*name)),
+            ]),
+            Action::Remove { command } => Json::obj(vec![
+                ("action", Json::text("remove")),
+                ("command", Json::text(*command)),
+            ]),
+        }
+    }
+}
+
+/// Where modprobe's actions are shown.
+pub trait Actions {
+    fn show(&mut self, action: Action<'_>);
 }
 
 /// How to insert.
@@ -127,6 +183,8 @@ pub struct Context<'a> {
     /// Environment for install and remove commands (a nested modprobe inherits
     /// options through `MODPROBE_OPTIONS`).
     command_env: Vec<(OsString, OsString)>,
+    /// Why the kernel refused the last module it refused ([`Context::take_explanation`]).
+    explanation: Vec<Vec<u8>>,
     modules: Vec<Module>,
     by_key: HashMap<Vec<u8>, ModId>,
 }
@@ -139,9 +197,16 @@ impl<'a> Context<'a> {
             kernel,
             sink,
             command_env: Vec::new(),
+            explanation: Vec::new(),
             modules: Vec::new(),
             by_key: HashMap::new(),
         }
+    }
+
+    /// What explains the kernel's last refusal of a module, to print after the
+    /// failure is reported (see [`explain`]).
+    pub fn take_explanation(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.explanation)
     }
 
     /// Sets an environment variable for the commands this context runs.
@@ -494,7 +559,10 @@ impl<'a> Context<'a> {
             .filter(|_| !self.modules[m].ignorecmd)
         {
             if flags.show {
-                actions.print(&[&b"install "[..], &cmd, b" ", options].concat());
+                actions.show(Action::Install {
+                    command: &cmd,
+                    options,
+                });
             }
             if flags.dry_run {
                 return Ok(());
@@ -505,10 +573,11 @@ impl<'a> Context<'a> {
         let path = self.path(m);
         if flags.show {
             match &path {
-                Some(p) => actions
-                    .print(&[&b"insmod "[..], p.as_os_str().as_bytes(), b" ", options].concat()),
+                Some(path) => actions.show(Action::Insmod { path, options }),
                 None if matches!(self.state(m), Ok(State::Builtin)) => {
-                    actions.print(&[&b"builtin "[..], &self.modules[m].name].concat())
+                    actions.show(Action::Builtin {
+                        name: &self.modules[m].name,
+                    })
                 }
                 None => {}
             }
@@ -541,21 +610,26 @@ impl<'a> Context<'a> {
             force_vermagic: flags.force_vermagic,
             force_modversion: flags.force_modversion,
         };
-        kernel::insert_module(self.kernel, path, options, insert_flags).map_err(|e| {
-            self.sink.log_bytes(
-                Priority::Info,
-                msg![
-                    "Failed to insert module '",
-                    path,
-                    "': ",
-                    strerror(e.errno())
-                ],
-            );
-            if let kernel::InsertError::UnknownKernelCompression(_) = e {
-                self.sink.error(&e);
-            }
-            e.errno()
-        })
+        let refusal =
+            match explain::insert(self.kernel, path, options, insert_flags, Some(&self.dir)) {
+                Ok(()) => return Ok(()),
+                Err(refusal) => refusal,
+            };
+        let e = refusal.error;
+        self.sink.log_bytes(
+            Priority::Info,
+            msg![
+                "Failed to insert module '",
+                path,
+                "': ",
+                strerror(e.errno())
+            ],
+        );
+        if let kernel::InsertError::UnknownKernelCompression(_) = e {
+            self.sink.error(&e);
+        }
+        self.explanation = refusal.explanation;
+        Err(e.errno())
     }
 
     /// libkmod's install command run: `sh -c` with `MODPROBE_MODULE` set; a failure
@@ -669,7 +743,7 @@ impl<'a> Context<'a> {
             Some(cmd) => {
                 let cmd = replace_all(cmd, b"$CMDLINE_OPTS", b"");
                 if flags.show {
-                    actions.print_flushed(&[&b"remove "[..], &cmd].concat());
+                    actions.show(Action::Remove { command: &cmd });
                 }
                 if !flags.dry_run && !matches!(self.run_shell(&cmd, &name), Ok(0)) {
                     self.sink.fail_bytes(
@@ -703,7 +777,7 @@ impl<'a> Context<'a> {
         actions: &mut dyn Actions,
     ) -> Result<(), RemoveError> {
         if flags.show {
-            actions.print_flushed(&[&b"rmmod "[..], name].concat());
+            actions.show(Action::Rmmod { name });
         }
         if flags.dry_run {
             return Ok(());

@@ -198,7 +198,7 @@ impl ModuleDir {
     /// The `.modinfo`-style strings of a builtin module from `modules.builtin.modinfo`
     /// (records `name.key=value\0`, one module's records contiguous).
     pub fn builtin_modinfo(&self, name: &[u8]) -> std::io::Result<Vec<Vec<u8>>> {
-        let data = std::fs::read(self.dir.join("modules.builtin.modinfo"))?;
+        let data = crate::limits::read_whole(&self.dir.join("modules.builtin.modinfo"))?;
         let mut out = Vec::new();
         for record in data.split(|&b| b == 0) {
             let value = record

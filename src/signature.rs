@@ -78,6 +78,95 @@ pub fn parse(module: &[u8]) -> Option<SignatureInfo<'_>> {
     pkcs7_signer_info(signature)
 }
 
+/// A module with a signature appended, split as the kernel splits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended<'a> {
+    /// The module as it was before signing: what the signature covers.
+    pub content: &'a [u8],
+    /// The signature bytes (for PKCS#7, a DER `ContentInfo`).
+    pub signature: &'a [u8],
+    /// The 12-byte `struct module_signature` after them.
+    pub info: [u8; INFO_LEN],
+}
+
+/// Why an appended signature's trailer is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrailerError {
+    #[error("signature trailer is truncated")]
+    Truncated,
+    #[error("signature length {len} exceeds the {available} bytes before it")]
+    TooLong { len: u64, available: usize },
+    #[error("signature length is zero")]
+    Empty,
+    #[error("signature is not PKCS#7 (identifier type {0})")]
+    NotPkcs7(u8),
+    #[error("PKCS#7 signature info has unexpected non-zero fields")]
+    NonZeroFields,
+}
+
+/// Splits a (decompressed) module into what was signed and the signature: None when
+/// it carries no signature marker. Any well-formed trailer is split, the legacy
+/// layouts with a signer name and key id too, so that re-signing replaces them.
+pub fn split_appended(module: &[u8]) -> Result<Option<Appended<'_>>, TrailerError> {
+    let Some(body) = module.strip_suffix(MAGIC) else {
+        return Ok(None);
+    };
+    let info_start = body
+        .len()
+        .checked_sub(INFO_LEN)
+        .ok_or(TrailerError::Truncated)?;
+    let mut info = [0u8; INFO_LEN];
+    info.copy_from_slice(&body[info_start..]);
+    let body = &body[..info_start];
+    let sig_len = u32::from_be_bytes([info[8], info[9], info[10], info[11]]);
+    if sig_len == 0 {
+        return Err(TrailerError::Empty);
+    }
+    let total = u64::from(sig_len) + u64::from(info[3]) + u64::from(info[4]);
+    let start = usize::try_from(total)
+        .ok()
+        .and_then(|total| body.len().checked_sub(total))
+        .ok_or(TrailerError::TooLong {
+            len: total,
+            available: body.len(),
+        })?;
+    Ok(Some(Appended {
+        content: &body[..start],
+        signature: &body[body.len() - sig_len as usize..],
+        info,
+    }))
+}
+
+impl Appended<'_> {
+    /// The kernel's checks on `struct module_signature` before it reads the PKCS#7
+    /// message: identifier type PKCS#7 and every other field zero.
+    pub fn check_pkcs7_info(&self) -> Result<(), TrailerError> {
+        const PKEY_ID_PKCS7: u8 = 2;
+        if self.info[2] != PKEY_ID_PKCS7 {
+            return Err(TrailerError::NotPkcs7(self.info[2]));
+        }
+        if self.info[..2] != [0, 0] || self.info[3..8] != [0; 5] {
+            return Err(TrailerError::NonZeroFields);
+        }
+        Ok(())
+    }
+}
+
+/// `content` with `signature` appended as sign-file appends a PKCS#7 message.
+pub fn append_pkcs7(content: &[u8], signature: &[u8]) -> Result<Vec<u8>, TrailerError> {
+    let len = u32::try_from(signature.len()).map_err(|_| TrailerError::TooLong {
+        len: signature.len() as u64,
+        available: u32::MAX as usize,
+    })?;
+    let mut out = Vec::with_capacity(content.len() + signature.len() + INFO_LEN + MAGIC.len());
+    out.extend_from_slice(content);
+    out.extend_from_slice(signature);
+    out.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(MAGIC);
+    Ok(out)
+}
+
 /// The first SignerInfo of a DER `ContentInfo { signedData, [0] SignedData }`.
 fn pkcs7_signer_info(der: &[u8]) -> Option<SignatureInfo<'_>> {
     const OID_SIGNED_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02];
@@ -279,6 +368,19 @@ pub fn hex_wrapped(bytes: &[u8]) -> String {
     out
 }
 
+/// Bytes as uppercase hex pairs joined by `:`, on one line.
+pub fn hex_colons(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(char::from(HEX[(b >> 4) as usize]));
+        out.push(char::from(HEX[(b & 0xf) as usize]));
+    }
+    out
+}
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 #[cfg(test)]
@@ -293,6 +395,8 @@ mod tests {
         let s = hex_wrapped(&twenty_one);
         assert!(s.ends_with("12:13:\n\t\t14"), "{s}");
         assert_eq!(hex_wrapped(&twenty_one[..20]).matches('\n').count(), 0);
+        assert_eq!(hex_colons(&[0x1b, 0xf8, 0]), "1B:F8:00");
+        assert_eq!(hex_colons(&[]), "");
     }
 
     #[test]
@@ -313,6 +417,49 @@ mod tests {
             "1.2.840.113549.2.99"
         );
         assert_eq!(s.signature, &[9; 5]);
+    }
+
+    #[test]
+    fn appended_signature_split_and_join() {
+        let signed = append_pkcs7(b"\x7fELF module", b"SIG").unwrap();
+        let split = split_appended(&signed).unwrap().unwrap();
+        assert_eq!(split.content, b"\x7fELF module");
+        assert_eq!(split.signature, b"SIG");
+        assert_eq!(split.check_pkcs7_info(), Ok(()));
+        assert_eq!(split_appended(b"\x7fELF module"), Ok(None));
+        // A legacy trailer with a signer name and key id is split off whole.
+        let mut legacy = b"\x7fELF".to_vec();
+        legacy.extend_from_slice(b"signerKEYsig");
+        legacy.extend_from_slice(&[1, 4, 1, 6, 3, 0, 0, 0, 0, 0, 0, 3]);
+        legacy.extend_from_slice(MAGIC);
+        let split = split_appended(&legacy).unwrap().unwrap();
+        assert_eq!(split.content, b"\x7fELF");
+        assert_eq!(split.signature, b"sig");
+        assert_eq!(split.check_pkcs7_info(), Err(TrailerError::NotPkcs7(1)));
+        let mut odd = signed.clone();
+        let at = odd.len() - MAGIC.len() - INFO_LEN;
+        odd[at + 5] = 1;
+        let split = split_appended(&odd).unwrap().unwrap();
+        assert_eq!(split.check_pkcs7_info(), Err(TrailerError::NonZeroFields));
+        assert_eq!(
+            split_appended(&signed[3..]).unwrap().unwrap().content,
+            b"F module"
+        );
+        assert_eq!(
+            split_appended(&signed[12..]),
+            Err(TrailerError::TooLong {
+                len: 3,
+                available: 2
+            })
+        );
+        assert_eq!(
+            split_appended(&signed[signed.len() - MAGIC.len() - 4..]),
+            Err(TrailerError::Truncated)
+        );
+        let mut empty = b"x".to_vec();
+        empty.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        empty.extend_from_slice(MAGIC);
+        assert_eq!(split_appended(&empty), Err(TrailerError::Empty));
     }
 
     #[test]

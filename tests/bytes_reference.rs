@@ -72,8 +72,8 @@ impl Setup {
                 "kernel/mod-a.ko",
                 &Module::new("mod_a")
                     .export("fa")
-                    .modinfo_raw(b"description=caf\xe9 \xff\xfe")
-                    .modinfo_raw(b"parm=p\xe9:value \xe9")
+                    .modinfo_raw(b"description=caf\xe9 \xff\xfe\0")
+                    .modinfo_raw(b"parm=p\xe9:value \xe9\0")
                     .modinfo("alias", "pci:v1d*"),
             )
             .module("kernel/mod-b.ko", &Module::new("mod_b").undefined("fa"))

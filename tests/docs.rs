@@ -16,8 +16,10 @@ use kmod_rs::cli as tools;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Every manual page, by file name.
-const PAGES: [&str; 10] = [
+const PAGES: [&str; 12] = [
     "kmod.8",
+    "kmod-sign.8",
+    "kmod-verify.8",
     "insmod.8",
     "rmmod.8",
     "lsmod.8",
@@ -56,6 +58,12 @@ fn tools() -> Vec<Tool> {
             &["kmod", "static-nodes"][..],
             tools::static_nodes::command(),
             "kmod.8",
+        ),
+        (&["kmod", "sign"][..], tools::sign::command(), "kmod-sign.8"),
+        (
+            &["kmod", "verify"][..],
+            tools::verify::command(),
+            "kmod-verify.8",
         ),
     ];
     let mut all: Vec<Tool> = clap_tools
@@ -551,6 +559,11 @@ fn cases() -> Vec<Case> {
             .filter_map(|line| line.split_whitespace().next().map(str::to_string))
             .collect();
     cases.push(case(&["kmod", "static-nodes", "-f", ""], formats));
+    // sign's hash comes first, or after -s's raw signature.
+    let hashes = ["sha256", "sha384", "sha512"];
+    cases.push(case(&["kmod", "sign", ""], hashes));
+    cases.push(case(&["kmod", "sign", "-p", "sha"], hashes));
+    cases.push(case(&["kmod", "sign", "-s", "raw.p7s", ""], hashes));
 
     let (root, module) = fixture();
     let (root, module) = (root.to_str().unwrap(), module.to_str().unwrap());

@@ -199,7 +199,7 @@ fn empty_modinfo_section_is_an_error() {
     assert_eq!(
         String::from_utf8_lossy(&a.stderr),
         format!(
-            "modinfo: ERROR: could not get modinfo from 'empty_modinfo': {}: empty .modinfo section\n",
+            "modinfo: ERROR: could not get modinfo from 'empty_modinfo': {}: No data available (empty .modinfo section)\n",
             path.display()
         )
     );
@@ -242,7 +242,11 @@ fn mutated_modules_never_panic() {
         inputs.push(m);
     }
     for data in inputs {
-        let Ok(file) = kmod_rs::module::ModuleFile::from_bytes(Path::new("m.ko"), data) else {
+        let Ok(file) = kmod_rs::module::ModuleFile::from_bytes(
+            Path::new("m.ko"),
+            data,
+            kmod_rs::limits::MODULE_SIZE_LIMIT,
+        ) else {
             continue;
         };
         let _ = file.signature();

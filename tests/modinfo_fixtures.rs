@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{assert_same_output, ours, reference, run};
+use kmod_rs::limits::MODULE_SIZE_LIMIT;
 use kmod_rs::module::ModuleFile;
 use kogen::{hash, oid, Class, Compression, Endian, Module, Signature};
 
@@ -136,7 +137,7 @@ fn every_layout_and_compression_matches_kmod() {
 fn symbols_and_versions_in_every_layout() {
     for (class, endian, tag) in LAYOUTS {
         let bytes = rich(&format!("s_{tag}"), class, endian, signatures().remove(0)).build();
-        let file = ModuleFile::from_bytes(Path::new("s.ko"), bytes).unwrap();
+        let file = ModuleFile::from_bytes(Path::new("s.ko"), bytes, MODULE_SIZE_LIMIT).unwrap();
         let elf = file.elf().unwrap();
         assert_eq!(elf.is_big_endian(), endian == Endian::Big, "{tag}");
         let versions: Vec<(u64, String)> = elf
@@ -194,7 +195,7 @@ fn exports_without_crcs_come_from_ksymtab_strings() {
             .export("first")
             .export("second")
             .build();
-        let file = ModuleFile::from_bytes(Path::new("plain.ko"), bytes).unwrap();
+        let file = ModuleFile::from_bytes(Path::new("plain.ko"), bytes, MODULE_SIZE_LIMIT).unwrap();
         let names: Vec<Vec<u8>> = file
             .elf()
             .unwrap()

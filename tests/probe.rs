@@ -7,7 +7,7 @@ use std::time::Duration;
 use kmod_rs::config::ModprobeConfig;
 use kmod_rs::diag::{Priority, Sink};
 use kmod_rs::kernel::fake::FakeKernel;
-use kmod_rs::probe::{Actions, Context, ProbeFlags, RemoveError, RemoveFlags};
+use kmod_rs::probe::{Action, Actions, Context, ProbeFlags, RemoveError, RemoveFlags};
 use kmod_rs::resolve::ModuleDir;
 use nix::errno::Errno;
 
@@ -45,12 +45,13 @@ fn context<'a>(root: &std::path::Path, kernel: &'a FakeKernel) -> Context<'a> {
 struct Printed(Vec<String>);
 
 impl Actions for Printed {
-    fn print(&mut self, line: &[u8]) {
-        self.0.push(String::from_utf8_lossy(line).into_owned());
-    }
-    fn print_flushed(&mut self, line: &[u8]) {
-        self.0
-            .push(format!("{} (flushed)", String::from_utf8_lossy(line)));
+    fn show(&mut self, action: Action<'_>) {
+        let line = String::from_utf8_lossy(&action.line()).into_owned();
+        self.0.push(if action.flushed() {
+            format!("{line} (flushed)")
+        } else {
+            line
+        });
     }
 }
 

@@ -142,6 +142,7 @@ complete -c lsmod -s s -l syslog -d 'Send messages to syslog'
 complete -c lsmod -s v -l verbose -d 'Print more messages'
 complete -c lsmod -s V -l version -d 'Print the version and exit'
 complete -c lsmod -s h -l help -d 'Print a usage summary and exit'
+complete -c lsmod -l json -d 'Print JSON'
 
 # modinfo
 # Module names, or module files once the word has a slash.
@@ -168,6 +169,7 @@ complete -c modinfo -s k -l set-version -x -d 'Use the modules of another kernel
 complete -c modinfo -s b -l basedir -x -d 'Root directory of /lib/modules' -a '(__fish_complete_directories)'
 complete -c modinfo -s V -l version -d 'Print the version and exit'
 complete -c modinfo -s h -l help -d 'Print a usage summary and exit'
+complete -c modinfo -l json -d 'Print every field as JSON'
 
 # modprobe
 function __kmod_modprobe_arguments
@@ -210,6 +212,7 @@ complete -c modprobe -l show-config -d 'Print the configuration'
 complete -c modprobe -l show-modversions -d 'Print the symbol versions a module file needs'
 complete -c modprobe -l dump-modversions -d 'Older spelling of --show-modversions'
 complete -c modprobe -l show-exports -d 'Print the symbols a module file exports'
+complete -c modprobe -l json -d 'With -D, -R or -c: print JSON'
 complete -c modprobe -s n -l dry-run -d 'Do not insert or remove anything'
 complete -c modprobe -l show -d 'Do not insert or remove anything'
 complete -c modprobe -s C -l config -r -d 'Read this configuration instead'
@@ -253,8 +256,31 @@ complete -c depmod -l no-cache -d 'Neither read nor write modules.cache'
 complete -c depmod -s V -l version -d 'Print the version and exit'
 complete -c depmod -s h -l help -d 'Print a usage summary and exit'
 
+# kmod sign's positional arguments: the hash where it goes (first, or after -s's raw
+# signature), file names elsewhere.
+function __kmod_sign_args
+    set -l raw 0
+    set -l args
+    for token in (commandline -opc)[3..-1]
+        switch $token
+            case --raw-signature
+                set raw 1
+            case '--*'
+            case '-*'
+                string match -q -- '*s*' $token; and set raw 1
+            case '*'
+                set -a args $token
+        end
+    end
+    if test (count $args) -eq $raw
+        printf '%s\n' sha256 sha384 sha512
+    else
+        __fish_complete_path (commandline -ct)
+    end
+end
+
 # kmod [options] command [command options]
-set -l __kmod_commands help list static-nodes insmod rmmod lsmod modinfo modprobe depmod
+set -l __kmod_commands help list static-nodes sign verify insmod rmmod lsmod modinfo modprobe depmod
 # The other tools' completions, for "kmod TOOL ...", as if TOOL were the command.
 function __kmod_delegate
     set -l tokens (commandline -opc)[2..-1]
@@ -270,6 +296,8 @@ complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -s h -l h
 complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a help -d 'Print a usage summary'
 complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a list -d 'List the loaded modules'
 complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a static-nodes -d 'Print the device nodes modules ask for'
+complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a sign -d "Sign a module as the kernel's sign-file does"
+complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a verify -d 'Check module signatures'
 complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a insmod -d 'Load a module file'
 complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a rmmod -d 'Unload modules'
 complete -c kmod -n "not __fish_seen_subcommand_from $__kmod_commands" -a lsmod -d 'List the loaded modules'
@@ -281,3 +309,15 @@ complete -c kmod -n '__fish_seen_subcommand_from static-nodes' -s f -l format -x
 complete -c kmod -n '__fish_seen_subcommand_from static-nodes' -s o -l output -r -d 'Write to this file'
 complete -c kmod -n '__fish_seen_subcommand_from static-nodes' -s h -l help -d 'Print a usage summary and exit'
 complete -c kmod -n '__fish_seen_subcommand_from list insmod rmmod lsmod modinfo modprobe depmod' -a '(__kmod_delegate)'
+complete -c kmod -n '__fish_seen_subcommand_from sign' -s p -l save-signature -d 'Also write the signature to MODULE.p7s'
+complete -c kmod -n '__fish_seen_subcommand_from sign' -s d -l detach -d 'Only write the signature to MODULE.p7s'
+complete -c kmod -n '__fish_seen_subcommand_from sign' -s k -l key-id -d 'Name the signer by subject key identifier'
+complete -c kmod -n '__fish_seen_subcommand_from sign' -s s -l raw-signature -d 'Append a signature made elsewhere'
+complete -c kmod -n '__fish_seen_subcommand_from sign' -s V -l version -d 'Print the version and exit'
+complete -c kmod -n '__fish_seen_subcommand_from sign' -s h -l help -d 'Print a usage summary and exit'
+complete -c kmod -n '__fish_seen_subcommand_from sign' -a '(__kmod_sign_args)'
+complete -c kmod -n '__fish_seen_subcommand_from verify' -s c -l cert -r -F -d 'Trust the certificates in this file or directory'
+complete -c kmod -n '__fish_seen_subcommand_from verify' -s k -l kernel -r -F -d 'Trust the certificates built into this kernel image'
+complete -c kmod -n '__fish_seen_subcommand_from verify' -s V -l version -d 'Print the version and exit'
+complete -c kmod -n '__fish_seen_subcommand_from verify' -s h -l help -d 'Print a usage summary and exit'
+complete -c kmod -n '__fish_seen_subcommand_from verify' -F

@@ -7,12 +7,13 @@ use std::path::Path;
 use clap::Command;
 use nix::errno::Errno;
 
-use crate::kernel::{self, InsertError, InsertFlags, LiveKernel};
-use crate::module::options_from_words;
-
 use crate::compat::{io_strerror, strerror};
 use crate::diag::Priority;
+use crate::explain::{self, Refusal};
+use crate::kernel::{InsertError, InsertFlags, LiveKernel};
+use crate::module::options_from_words;
 use crate::msg;
+use crate::resolve::ModuleDir;
 
 use super::{flag, start_tool, with_common_flags, words};
 
@@ -70,9 +71,15 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         force_modversion: m.get_flag("force"),
     };
     let live = LiveKernel::default();
-    match kernel::insert_module(&live, path, &options_from_words(&params), flags) {
+    // The running kernel's modules name the providers of missing symbols.
+    let dir = ModuleDir::for_kernel(None, None).ok();
+    let options = options_from_words(&params);
+    match explain::insert(&live, path, &options, flags, dir.as_ref()) {
         Ok(()) => 0,
-        Err(e) => {
+        Err(Refusal {
+            error: e,
+            explanation,
+        }) => {
             let abs = crate::resolve::absolute(path);
             log.log_bytes(
                 Priority::Info,
@@ -88,6 +95,9 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
                 Priority::Error,
                 &msg!["could not insert module ", filename, ": ", reason],
             );
+            for line in explanation {
+                log.log_bytes(Priority::Error, line);
+            }
             1
         }
     }

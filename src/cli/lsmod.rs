@@ -9,13 +9,16 @@ use crate::kernel::{self, LiveKernel};
 
 use crate::compat::io_strerror;
 use crate::diag::Sink;
+use crate::json::Json;
 
-use super::{start_tool, with_common_flags};
+use super::{json_flag, start_tool, with_common_flags};
 
 const USAGE: &[&str] = &["[options]"];
 
 pub fn command() -> Command {
-    with_common_flags(Command::new("lsmod")).about("Show the status of modules in the Linux kernel")
+    with_common_flags(Command::new("lsmod"))
+        .about("Show the status of modules in the Linux kernel")
+        .arg(json_flag("Print JSON (see lsmod(8))"))
 }
 
 pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
@@ -27,11 +30,11 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         log.error("too many arguments provided.");
         return 1;
     }
-    list(&LiveKernel::default(), &log)
+    list(&LiveKernel::default(), &log, m.get_flag("json"))
 }
 
-/// Prints the table; shared with `kmod list`.
-pub fn list(kernel: &dyn kernel::Kernel, log: &Sink) -> i32 {
+/// Prints the table, or its JSON with `json`; shared with `kmod list`.
+pub fn list(kernel: &dyn kernel::Kernel, log: &Sink, json: bool) -> i32 {
     let modules = match kernel::loaded_modules(kernel) {
         Ok(m) => m,
         Err(e) => {
@@ -47,6 +50,20 @@ pub fn list(kernel: &dyn kernel::Kernel, log: &Sink) -> i32 {
         }
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        let rows = modules.iter().map(|m| {
+            Json::obj(vec![
+                ("name", Json::text(&m.name[..])),
+                ("size", Json::Int(i64::try_from(m.size).unwrap_or(i64::MAX))),
+                ("use_count", Json::Int(m.use_count)),
+                ("holders", Json::texts(m.holders.iter().map(|h| &h[..]))),
+                ("state", Json::opt_text(m.state.map(|s| s.name()))),
+                ("taint", Json::opt_text(m.taint.as_deref())),
+            ])
+        });
+        let _ = out.write_all(&Json::Array(rows.collect()).to_line());
+        return i32::from(out.flush().is_err());
+    }
     let _ = writeln!(out, "Module                  Size  Used by");
     for m in modules {
         // printf's "%-19s": names are bytes, padded by byte count.

@@ -15,7 +15,9 @@ pub mod lsmod;
 pub mod modinfo;
 pub mod modprobe;
 pub mod rmmod;
+pub mod sign;
 pub mod static_nodes;
+pub mod verify;
 
 /// Version line kept in kmod's layout (`kmod version N`), which scripts parse; the
 /// feature line lists what this build supports in kmod's order and spelling.
@@ -94,6 +96,8 @@ pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
         }
         "list" => lsmod::run(argv0, args),
         "static-nodes" => static_nodes::run(argv0, args),
+        "sign" => sign::run(argv0, args),
+        "verify" => verify::run(argv0, args),
         _ => run_tool(&command, &command, args).unwrap_or_else(|| {
             eprintln!("invalid command '{command}'");
             kmod_help();
@@ -113,7 +117,9 @@ fn kmod_help() {
          Commands:\n  \
          help         show help message\n  \
          list         list currently loaded modules\n  \
-         static-nodes output the static-node information installed with the currently running kernel\n\
+         static-nodes output the static-node information installed with the currently running kernel\n  \
+         sign         sign a module, as the kernel's scripts/sign-file\n  \
+         verify       check module signatures against trusted certificates\n\
          \nkmod also handles gracefully if called from following symlinks:\n  \
          lsmod        compat lsmod command\n  \
          rmmod        compat rmmod command\n  \
@@ -332,6 +338,16 @@ pub fn tool_sink(prog: &str, m: &ArgMatches) -> Sink {
         Priority::Error as i32 + i32::from(m.get_count("verbose")),
         m.get_flag("syslog"),
     )
+}
+
+/// `--json`: a long option only, kept out of `--help` (whose text is kmod's);
+/// documented in the manual pages.
+pub fn json_flag(help: &'static str) -> Arg {
+    Arg::new("json")
+        .long("json")
+        .help(help)
+        .hide(true)
+        .action(ArgAction::SetTrue)
 }
 
 /// A boolean option.

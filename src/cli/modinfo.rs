@@ -1,5 +1,6 @@
 //! `modinfo`: show the information embedded in modules, exactly as kmod prints it.
 
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -9,12 +10,13 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::config::ModprobeConfig;
 use crate::diag::{Priority, Sink};
+use crate::json::Json;
 use crate::modinfo::{builtin_fields, file_fields, params, Field, Param};
 use crate::module::{has_module_suffix, name_from_path, ModuleError};
 use crate::msg;
 use crate::resolve::{self, absolute, Found, ModuleDir, ALIAS_CHAIN};
 
-use super::{flag, help_or_version, module_dir, parse, short_name, value};
+use super::{flag, help_or_version, json_flag, module_dir, parse, short_name, value};
 
 const USAGE: &[&str] = &["[options] <modulename|filename> [args]"];
 
@@ -61,6 +63,7 @@ pub fn command() -> Command {
         ))
         .arg(flag("version", 'V', "version", "Show version"))
         .arg(flag("help", 'h', "help", "Show this help"))
+        .arg(json_flag("Print every field as JSON (see modinfo(8))"))
         .arg(
             Arg::new("modules")
                 .action(ArgAction::Append)
@@ -87,6 +90,10 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         sink.error("missing module or filename.");
         return 1;
     }
+    if m.get_flag("json") && (selected_field(&m).is_some() || m.get_flag("null")) {
+        sink.error("--json prints every field: no -F, -a, -d, -l, -p, -n or -0 with it.");
+        return 1;
+    }
     let Some(dir) = module_dir(&m, "basedir", "set-version", &sink) else {
         return 1;
     };
@@ -98,6 +105,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         field: selected_field(&m),
         separator: if m.get_flag("null") { b'\0' } else { b'\n' },
         dir: &dir,
+        json: m.get_flag("json").then(Vec::new),
     };
     let by_name = m.get_flag("modname");
     let mut ok = true;
@@ -110,10 +118,53 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
             printer.by_alias(name.as_bytes())
         };
     }
+    if let Some(records) = printer.json.take() {
+        let _ = printer.out.write_all(&Json::Array(records).to_line());
+    }
     if printer.out.flush().is_err() {
         return 1;
     }
     i32::from(!ok)
+}
+
+/// `modinfo --json`'s object for one module: `name` (for a module without a file,
+/// whose name modinfo prints first), `filename`, then each field in order of first
+/// appearance as an array of its values in file order, and `parm` as objects with
+/// the parameter's name, type and description (null when not declared).
+fn json_record(header: Option<&[u8]>, filename: &[u8], fields: &[Field]) -> Json {
+    let mut members: Vec<(Cow<'static, [u8]>, Json)> = Vec::new();
+    let mut values: Vec<(Vec<u8>, Vec<Json>)> = Vec::new();
+    if let Some(name) = header {
+        values.push((b"name".to_vec(), vec![Json::text(name)]));
+    }
+    for f in fields
+        .iter()
+        .filter(|f| f.key != b"parm" && f.key != b"parmtype")
+    {
+        let value = Json::text(&f.value[..]);
+        match values.iter_mut().find(|(k, _)| *k == f.key) {
+            Some((_, list)) => list.push(value),
+            None => values.push((f.key.clone(), vec![value])),
+        }
+    }
+    let mut values = values.into_iter().peekable();
+    if let Some((_, name)) = values.next_if(|(k, _)| header.is_some() && k == b"name") {
+        members.push((Cow::Borrowed(b"name"), Json::Array(name)));
+    }
+    members.push((Cow::Borrowed(b"filename"), Json::text(filename)));
+    members.extend(values.map(|(k, v)| (Cow::Owned(k), Json::Array(v))));
+    let (params, _) = params(fields);
+    if !params.is_empty() {
+        let params = params.into_iter().map(|p| {
+            Json::obj(vec![
+                ("name", Json::text(p.name)),
+                ("type", Json::opt_text(p.kind)),
+                ("description", Json::opt_text(p.description)),
+            ])
+        });
+        members.push((Cow::Borrowed(b"parm"), Json::Array(params.collect())));
+    }
+    Json::Object(members)
 }
 
 /// The field to print: the last of `-a -d -l -p -n -F` on the command line wins.
@@ -150,6 +201,8 @@ struct Printer<'a, W: Write> {
     field: Option<Vec<u8>>,
     separator: u8,
     dir: &'a ModuleDir,
+    /// With `--json`, the records, printed as one array at the end.
+    json: Option<Vec<Json>>,
 }
 
 /// Where a module's information comes from.
@@ -229,64 +282,83 @@ impl<W: Write> Printer<'_, W> {
             Source::File(p) => Some(p.clone()),
             Source::Lookup { path, .. } => path.clone(),
         };
-        // kmod calls a module without a path builtin, whatever the index says.
-        if path.is_none() {
-            match field {
-                None => self.write_padded("name:", name),
-                Some(b"name") => self.write_value(name),
-                Some(_) => {}
-            }
-        }
         let filename = path
             .as_ref()
             .map_or(&b"(builtin)"[..], |p| p.as_os_str().as_bytes())
             .to_vec();
-        match field {
-            Some(b"filename") => {
-                self.write_value(&filename);
-                return true;
-            }
-            None => self.write_padded("filename:", &filename),
-            Some(_) => {}
-        }
-
-        let builtin = matches!(source, Source::Lookup { builtin: true, .. });
-        let fields = if builtin {
-            match builtin_fields(self.dir, name) {
-                Ok(fields) => fields,
-                // An old kernel without modules.builtin.modinfo: name and filename only.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
-                Err(e) => {
-                    let e = ModuleError::Io(self.dir.path().join("modules.builtin.modinfo"), e);
-                    self.error(msg![
-                        "could not get modinfo from '",
-                        name,
-                        "': ",
-                        e.message()
-                    ]);
-                    return false;
+        if self.json.is_none() {
+            // kmod calls a module without a path builtin, whatever the index says.
+            if path.is_none() {
+                match field {
+                    None => self.write_padded("name:", name),
+                    Some(b"name") => self.write_value(name),
+                    Some(_) => {}
                 }
+            }
+            match field {
+                Some(b"filename") => {
+                    self.write_value(&filename);
+                    return true;
+                }
+                None => self.write_padded("filename:", &filename),
+                Some(_) => {}
+            }
+        }
+        let builtin = matches!(source, Source::Lookup { builtin: true, .. });
+        let fields = match self.fields(name, builtin, path.as_deref()) {
+            Ok(fields) => fields,
+            Err(()) => return false,
+        };
+        match &mut self.json {
+            Some(records) => {
+                let header = path.is_none().then_some(name);
+                let record = json_record(header, &filename, fields.as_deref().unwrap_or_default());
+                records.push(record);
+            }
+            None => {
+                if let Some(fields) = fields {
+                    self.print_fields(field, &fields);
+                }
+            }
+        }
+        true
+    }
+
+    /// The module's fields: from modules.builtin.modinfo for a builtin module, else
+    /// from its file. None when there are none to show (an old kernel without
+    /// modules.builtin.modinfo, or neither a file nor builtin: kmod prints the header
+    /// only); Err after reporting why they cannot be read.
+    fn fields(
+        &mut self,
+        name: &[u8],
+        builtin: bool,
+        path: Option<&Path>,
+    ) -> Result<Option<Vec<Field>>, ()> {
+        let result = if builtin {
+            match builtin_fields(self.dir, name) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                other => other.map_err(|e| {
+                    ModuleError::Io(self.dir.path().join("modules.builtin.modinfo"), e)
+                }),
             }
         } else {
             let Some(path) = path else {
-                // Neither a file nor builtin: kmod prints the builtin header and stops.
-                return true;
+                return Ok(None);
             };
-            match file_fields(&path) {
-                Ok(fields) => fields,
-                Err(e) => {
-                    self.error(msg![
-                        "could not get modinfo from '",
-                        name,
-                        "': ",
-                        e.message()
-                    ]);
-                    return false;
-                }
-            }
+            file_fields(path)
         };
-        self.print_fields(field, &fields);
-        true
+        match result {
+            Ok(fields) => Ok(Some(fields)),
+            Err(e) => {
+                self.error(msg![
+                    "could not get modinfo from '",
+                    name,
+                    "': ",
+                    e.message()
+                ]);
+                Err(())
+            }
+        }
     }
 
     fn print_fields(&mut self, field: Option<&[u8]>, fields: &[Field]) {

@@ -12,13 +12,14 @@ use nix::errno::Errno;
 use crate::compat::{strerror, strtoul_whole};
 use crate::config::ModprobeConfig;
 use crate::diag::{Fatal, Priority, Sink};
+use crate::json::Json;
 use crate::kernel::LiveKernel;
 use crate::module::{options_from_words, ModuleFile};
 use crate::msg;
-use crate::probe::{Actions, Context, ModId, ProbeFlags, RemoveError, RemoveFlags};
+use crate::probe::{Action, Actions, Context, ModId, ProbeFlags, RemoveError, RemoveFlags};
 use crate::resolve::IndexKind;
 
-use super::{flag, last_value, module_dir, parse, print_version, short_name, value};
+use super::{flag, json_flag, last_value, module_dir, parse, print_version, short_name, value};
 
 fn long(id: &'static str, help: &'static str) -> Arg {
     Arg::new(id).long(id).help(help).action(ArgAction::SetTrue)
@@ -109,6 +110,7 @@ pub fn command() -> Command {
             "show-exports",
             "Only print module exported symbol versions and exit",
         ))
+        .arg(json_flag("With -D, -R or -c: print JSON (see modprobe(8))"))
         .arg(
             flag(
                 "dry-run",
@@ -239,37 +241,52 @@ fn split_env_options(env: &[u8]) -> Vec<OsString> {
 /// block otherwise) and flushed where kmod flushes, so that the output of install
 /// commands lands in the same place relative to our own lines when callers capture
 /// both.
+///
+/// With `--json`, what would be printed is collected and written at the end as one
+/// JSON array.
 struct Stdout {
     out: std::io::BufWriter<std::io::Stdout>,
     tty: bool,
+    json: Option<Vec<Json>>,
 }
 
 impl Stdout {
-    fn new() -> Stdout {
+    fn new(json: bool) -> Stdout {
         Stdout {
             out: std::io::BufWriter::with_capacity(4096, std::io::stdout()),
             tty: nix::unistd::isatty(std::io::stdout()).unwrap_or(false),
+            json: json.then(Vec::new),
+        }
+    }
+
+    /// A line of output (`-R`'s module names), or its JSON value.
+    fn print(&mut self, line: &[u8], json: impl FnOnce() -> Json) {
+        match &mut self.json {
+            Some(values) => values.push(json()),
+            None => {
+                let _ = self.out.write_all(line);
+                let _ = self.out.write_all(b"\n");
+                if self.tty {
+                    let _ = self.out.flush();
+                }
+            }
         }
     }
 
     fn flush(&mut self) -> bool {
+        if let Some(values) = self.json.take() {
+            let _ = self.out.write_all(&Json::Array(values).to_line());
+        }
         self.out.flush().is_ok()
     }
 }
 
 impl Actions for Stdout {
-    fn print(&mut self, line: &[u8]) {
-        let _ = self.out.write_all(line);
-        let _ = self.out.write_all(b"\n");
-        if self.tty {
+    fn show(&mut self, action: Action<'_>) {
+        self.print(&action.line(), || action.json());
+        if action.flushed() {
             let _ = self.out.flush();
         }
-    }
-
-    fn print_flushed(&mut self, line: &[u8]) {
-        let _ = self.out.write_all(line);
-        let _ = self.out.write_all(b"\n");
-        let _ = self.out.flush();
     }
 }
 
@@ -334,6 +351,12 @@ pub fn run(argv0: &str, mut args: Vec<OsString>) -> i32 {
         Sink::new(&prog, Priority::Warning as i32, use_syslog).error("missing parameters. See -h.");
         return 1;
     }
+    let json = m.get_flag("json");
+    let queries = ["show-depends", "resolve-alias", "showconfig"];
+    if json && !queries.iter().any(|q| m.get_flag(q)) {
+        sink.error("--json goes with --show-depends, --resolve-alias or --show-config.");
+        return 1;
+    }
     let Some(dir) = module_dir(&m, "dirname", "set-version", &sink) else {
         return 1;
     };
@@ -343,7 +366,11 @@ pub fn run(argv0: &str, mut args: Vec<OsString>) -> i32 {
         .get_many::<OsString>("config")
         .map(|v| v.map(PathBuf::from).collect());
     // libkmod reads at most a page of the kernel command line.
-    let cmdline = std::fs::read("/proc/cmdline").ok();
+    let cmdline = std::fs::File::open("/proc/cmdline").ok().and_then(|file| {
+        let mut text = Vec::new();
+        crate::limits::read_limited(std::io::Read::take(file, 4096), &mut text, 4096).ok()?;
+        Some(text)
+    });
     let config = ModprobeConfig::load(
         dir.path(),
         config_paths.as_deref(),
@@ -354,10 +381,11 @@ pub fn run(argv0: &str, mut args: Vec<OsString>) -> i32 {
     if let Some(env) = inherited_options(&m) {
         ctx.set_command_env("MODPROBE_OPTIONS", env);
     }
-    let mut out = Stdout::new();
+    // -c --json writes its own object; the others collect into one array.
+    let mut out = Stdout::new(json && !show_config);
 
     let result = if show_config {
-        Ok(show_config_dump(&ctx))
+        Ok(show_config_dump(&ctx, json))
     } else if m.get_flag("show-modversions") {
         show_versions(&mut ctx, &words[0], false, &opts, &sink)
     } else if m.get_flag("show-exports") {
@@ -547,7 +575,8 @@ fn insert_one(
     sink: &Sink,
 ) -> bool {
     if opts.lookup_only {
-        out.print(ctx.name(id));
+        let name = ctx.name(id);
+        out.print(name, || Json::text(name));
         return true;
     }
     match ctx.probe_insert(id, opts.probe, extra, out) {
@@ -564,6 +593,9 @@ fn insert_one(
                 Priority::Error,
                 msg!["could not insert '", ctx.name(id), "': ", reason],
             );
+            for line in ctx.take_explanation() {
+                sink.log_bytes(Priority::Error, line);
+            }
             false
         }
     }
@@ -652,8 +684,12 @@ fn show_versions(
 }
 
 /// `modprobe -c`: the configuration, then the alias and symbol indexes.
-fn show_config_dump(ctx: &Context) -> bool {
+fn show_config_dump(ctx: &Context, json: bool) -> bool {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        let _ = out.write_all(&config_json(ctx).to_line());
+        return out.flush().is_ok();
+    }
     let _ = out.write_all(&ctx.config.dump());
     let _ = writeln!(
         out,
@@ -671,6 +707,76 @@ fn show_config_dump(ctx: &Context) -> bool {
         }
     }
     out.flush().is_ok()
+}
+
+/// `modprobe -c --json`: every directive of the configuration, then the indexes'
+/// aliases.
+fn config_json(ctx: &Context) -> Json {
+    let config = &ctx.config;
+    let pairs = |list: &[(Vec<u8>, Vec<u8>)], key: &'static str, value: &'static str| {
+        Json::Array(
+            list.iter()
+                .map(|(k, v)| {
+                    Json::obj(vec![(key, Json::text(&k[..])), (value, Json::text(&v[..]))])
+                })
+                .collect(),
+        )
+    };
+    let index = |kind| {
+        let mut aliases = Vec::new();
+        if let Some(index) = ctx.dir.index(kind) {
+            index.for_each(|key, v| {
+                aliases.push(Json::obj(vec![
+                    ("alias", Json::text(key)),
+                    ("module", Json::text(v.value)),
+                ]))
+            });
+        }
+        Json::Array(aliases)
+    };
+    Json::obj(vec![
+        (
+            "blacklist",
+            Json::texts(config.blacklist.iter().map(|b| &b[..])),
+        ),
+        ("install", pairs(&config.install, "module", "command")),
+        ("remove", pairs(&config.remove, "module", "command")),
+        ("alias", pairs(&config.aliases, "alias", "module")),
+        ("options", pairs(&config.options, "module", "options")),
+        (
+            "softdep",
+            Json::Array(
+                config
+                    .softdeps
+                    .iter()
+                    .map(|s| {
+                        Json::obj(vec![
+                            ("module", Json::text(&s.name[..])),
+                            ("pre", Json::texts(s.pre.iter().map(|n| &n[..]))),
+                            ("post", Json::texts(s.post.iter().map(|n| &n[..]))),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "weakdep",
+            Json::Array(
+                config
+                    .weakdeps
+                    .iter()
+                    .map(|(name, deps)| {
+                        Json::obj(vec![
+                            ("module", Json::text(&name[..])),
+                            ("deps", Json::texts(deps.iter().map(|n| &n[..]))),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("aliases", index(IndexKind::Alias)),
+        ("symbols", index(IndexKind::Symbols)),
+    ])
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         release,
         "/modules.devname"
     ]));
-    let text = match std::fs::read(&source) {
+    let text = match crate::limits::read_whole(&source) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprint_bytes(&msg!["Warning: ", source, " not found - ignoring\n"]);

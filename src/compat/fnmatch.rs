@@ -22,6 +22,19 @@ pub fn fnmatch(pattern: &str, s: &str) -> bool {
 }
 
 pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
+    let mut unlimited = usize::MAX;
+    fnmatch_within(pattern, s, &mut unlimited) == Some(true)
+}
+
+/// [`fnmatch_bytes`] with a cap on its work, for callers matching many patterns from an
+/// untrusted file: each step (a byte of either input read to find its end, an item
+/// tried against a character, and for a bracket expression the pattern bytes after it
+/// that it may scan) is taken from `steps`.
+/// None when they run out before the answer; a match of pattern length P against a
+/// string of length S takes at most about P × S steps, and usually P + S.
+pub fn fnmatch_within(pattern: &[u8], s: &[u8], steps: &mut usize) -> Option<bool> {
+    // Finding the ends of both strings reads them once.
+    *steps = steps.checked_sub(pattern.len().saturating_add(s.len()))?;
     let pat = Pattern(until_nul(pattern));
     let s = until_nul(s);
     // Iterative matching that retries from the last `*` only: linear memory, no
@@ -29,10 +42,16 @@ pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     loop {
+        let cost = if pat.at(p) == b'[' {
+            1 + pat.0.len().saturating_sub(p)
+        } else {
+            1
+        };
+        *steps = steps.checked_sub(cost)?;
         let advanced = match pat.at(p) {
             0 => {
                 if n == s.len() {
-                    return true;
+                    return Some(true);
                 }
                 None
             }
@@ -70,7 +89,7 @@ pub fn fnmatch_bytes(pattern: &[u8], s: &[u8]) -> bool {
                     p = sp;
                     n = sn + 1;
                 }
-                _ => return false,
+                _ => return Some(false),
             },
         }
     }
@@ -322,7 +341,26 @@ fn class_contains(name: &[u8], c: u8) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fnmatch, fnmatch_bytes};
+    use super::{fnmatch, fnmatch_bytes, fnmatch_within};
+
+    #[test]
+    fn bounded_matching_gives_the_same_answers_or_none() {
+        let pattern = b"pci:v*d*sv*sd*bc*sc*i*";
+        let text = b"pci:v00008086d00001234sv00000000sd00000000bc02sc00i00";
+        let mut plenty = usize::MAX;
+        assert_eq!(fnmatch_within(pattern, text, &mut plenty), Some(true));
+        let used = usize::MAX - plenty;
+        assert!(used < 4 * (pattern.len() + text.len()), "{used}");
+        let mut exact = used;
+        assert_eq!(fnmatch_within(pattern, text, &mut exact), Some(true));
+        assert_eq!(exact, 0);
+        let mut short = used - 1;
+        assert_eq!(fnmatch_within(pattern, text, &mut short), None);
+        // The worst case, many stars that each retry, is what the bound is for.
+        let stars = b"*a*a*a*a*a*a*a*a*a*a*a*b".repeat(20);
+        let mut limit = 10_000;
+        assert_eq!(fnmatch_within(&stars, &[b'a'; 5000], &mut limit), None);
+    }
 
     #[test]
     fn wildcards() {

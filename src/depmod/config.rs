@@ -31,7 +31,7 @@ pub fn load_rules(paths: Option<&[PathBuf]>, version: &[u8], log: &Sink) -> Rule
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rules = Rules::default();
     for (_, file) in &files {
-        match std::fs::read(file) {
+        match crate::limits::read_whole(file) {
             Ok(text) => parse(&mut rules, &text, file, version, log),
             Err(e) => log.log_bytes(
                 Priority::Error,
@@ -100,10 +100,19 @@ fn list_files(path: &Path, files: &mut Vec<(Vec<u8>, PathBuf)>, log: &Sink) {
 }
 
 /// Whether a version pattern of an `override` or `external` line matches: `*`, or a
-/// POSIX extended regular expression found anywhere in the version.
+/// POSIX extended regular expression found anywhere in the version (matched by
+/// compat::ere, linear in time and bounded in size, as glibc's engine is not).
 fn version_matches(pattern: &[u8], version: &[u8]) -> bool {
-    // A pattern regcomp rejects matches nothing, as in kmod.
+    // A pattern regcomp would reject matches nothing, as in kmod.
     pattern == b"*" || crate::compat::ere::is_match(pattern, version).unwrap_or(false)
+}
+
+/// The rules one depmod.d file's `text` gives for kernel `version`, with the messages
+/// depmod prints for it (the file is named `depmod.conf` in them).
+pub fn parse_text(text: &[u8], version: &[u8], log: &Sink) -> Rules {
+    let mut rules = Rules::default();
+    parse(&mut rules, text, Path::new("depmod.conf"), version, log);
+    rules
 }
 
 fn parse(rules: &mut Rules, text: &[u8], file: &Path, version: &[u8], log: &Sink) {
@@ -225,6 +234,25 @@ mod tests {
         assert!(version_matches(b"1", b"6.1.0"));
         assert!(!version_matches(b"^5", b"6.1.0"));
         assert!(!version_matches(b"(", b"6.1.0"));
+    }
+
+    /// What fuzzing found against glibc's engine (it took gigabytes, minutes, or
+    /// overflowed the stack on these): compat::ere answers each at once.
+    #[test]
+    fn hostile_version_patterns() {
+        let started = std::time::Instant::now();
+        for pattern in [
+            [&b"6."[..], &[b'+'; 40], b"*"].concat(),
+            [&b"(\xff"[..], &[b'|'; 23], b"])+++++"].concat(),
+            b"((a{1000}){1000}){1000}".to_vec(),
+            b"((|a){1,100}){1,100}".to_vec(),
+            vec![b'a'; 3000],
+        ] {
+            let _ = version_matches(&pattern, b"6.1.0");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Back-references are not supported: no match, as for a pattern regcomp refuses.
+        assert!(!version_matches(b"(a)\\1", b"aa"));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub(super) fn read_at(dir: &[u8], name: &str, log: &Sink) -> Option<Vec<u8>> {
     let mut path = dir.to_vec();
     path.push(b'/');
     path.extend_from_slice(name.as_bytes());
-    match std::fs::read(as_path(&path)) {
+    match crate::limits::read_whole(as_path(&path)) {
         Ok(data) => Some(data),
         Err(e) => {
             log.log_bytes(

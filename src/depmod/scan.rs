@@ -233,6 +233,20 @@ struct Level {
     id: Option<DirId>,
 }
 
+/// The next entry of the deepest open directory of a walk, and how many directories
+/// are open; directories whose entries are used up are closed on the way.
+fn next_entry(levels: &mut Vec<Level>) -> Option<(usize, Vec<u8>, Option<Type>)> {
+    loop {
+        let depth = levels.len();
+        match levels.last_mut()?.entries.next() {
+            Some((name, ty)) => return Some((depth, name, ty)),
+            None => {
+                levels.pop();
+            }
+        }
+    }
+}
+
 impl Level {
     fn new(mut dir: Dir, base: usize, id: Option<DirId>) -> Level {
         let entries = entries(&mut dir).into_iter();
@@ -358,14 +372,9 @@ impl Depmod<'_> {
         let mut path = top.to_vec();
         path.push(b'/');
         let mut levels = vec![Level::top(dir, &path)];
-        loop {
-            let depth = levels.len();
-            let Some(level) = levels.last_mut() else {
+        while let Some((depth, name, ty)) = next_entry(&mut levels) {
+            let Some(level) = levels.last() else {
                 break;
-            };
-            let Some((name, ty)) = level.entries.next() else {
-                levels.pop();
-                continue;
             };
             if chooser.excluded(&name) {
                 continue;
@@ -488,14 +497,9 @@ fn has_newer_module(top: Dir, dirname: &[u8], time: i64, log: &Sink) -> bool {
     let mut path = dirname.to_vec();
     path.push(b'/');
     let mut levels = vec![Level::top(top, &path)];
-    loop {
-        let depth = levels.len();
-        let Some(level) = levels.last_mut() else {
+    while let Some((depth, name, _)) = next_entry(&mut levels) {
+        let Some(level) = levels.last() else {
             break;
-        };
-        let Some((name, _)) = level.entries.next() else {
-            levels.pop();
-            continue;
         };
         if matches!(&name[..], b"." | b".." | b"build" | b"source") {
             continue;

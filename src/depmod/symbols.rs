@@ -125,7 +125,7 @@ impl Symbols {
 
     /// Module.symvers lines `crc symbol vmlinux ...`: only the kernel's own symbols.
     pub fn load_symvers(&mut self, path: &Path, log: &Sink) -> std::io::Result<()> {
-        let data = std::fs::read(path)?;
+        let data = crate::limits::read_whole(path)?;
         // kmod appends errno to the message for a bad CRC, which at that point still
         // holds ENOENT from setting up, or ERANGE after an overflowing CRC.
         let mut errno = Errno::ENOENT;
@@ -166,7 +166,7 @@ impl Symbols {
 
     /// System.map lines `address type name`: the `__ksymtab_` entries.
     pub fn load_system_map(&mut self, path: &Path, log: &Sink) -> std::io::Result<()> {
-        let data = std::fs::read(path)?;
+        let data = crate::limits::read_whole(path)?;
         for (lineno, chunk) in fgets_lines(&data, 10240).enumerate() {
             let line = until_nul(chunk);
             let third = line.iter().position(|&b| b == b' ').and_then(|a| {

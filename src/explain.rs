@@ -44,11 +44,19 @@ pub fn insert(
     let explanation = match &error {
         InsertError::Kernel(errno) => {
             let logged = log.as_mut().map(|l| l.read_new());
-            let name = crate::module::name_from_path(path.as_os_str().as_encoded_bytes())
+            let fields = file_fields(path).ok();
+            // The kernel logs under the module's own name, which a file name like
+            // dummy-6.1.0.ko does not give.
+            let name = fields
+                .as_deref()
+                .and_then(|f| f.iter().find(|f| f.key == b"name"))
+                .map(|f| f.value.clone())
+                .or_else(|| crate::module::name_from_path(path.as_os_str().as_encoded_bytes()))
                 .unwrap_or_default();
             Why {
                 kernel,
                 name: &name,
+                fields: fields.as_deref(),
                 path,
                 params,
                 errno: *errno,
@@ -64,6 +72,8 @@ pub fn insert(
 struct Why<'a> {
     kernel: &'a dyn Kernel,
     name: &'a [u8],
+    /// The module's .modinfo, when it could be read.
+    fields: Option<&'a [Field]>,
     path: &'a Path,
     params: &'a [u8],
     errno: Errno,
@@ -155,10 +165,9 @@ impl Why<'_> {
             }
         };
         let logged = logged.unwrap_or_default();
-        let fields = file_fields(self.path).ok();
         self.symbols(&logged, &mut out);
-        self.parameters(&logged, fields.as_deref(), &mut out);
-        self.versions(&logged, fields.as_deref(), &mut out);
+        self.parameters(&logged, self.fields, &mut out);
+        self.versions(&logged, self.fields, &mut out);
         if logged.signature
             || matches!(
                 self.errno,

@@ -166,3 +166,29 @@ fn versions_and_signatures() {
     );
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// The kernel logs under the module's own name; a file named otherwise (as a module
+/// kept for another kernel, dummy-6.1.0-57-amd64.ko) still gets its lines.
+#[test]
+fn the_module_is_known_by_its_own_name_not_its_file_name() {
+    let root = demo("rename");
+    let dir = root.join("lib/modules").join(kogen::demo::KVER);
+    std::fs::copy(
+        dir.join("kernel/drivers/bus/demobus.ko.xz"),
+        dir.join("demobus-6.1.0-57-amd64.ko.xz"),
+    )
+    .unwrap();
+    let kernel = refusing(
+        Errno::ENOENT,
+        Some(&["demobus: Unknown symbol democore_register (err -2)"]),
+    );
+    let lines = explain(&root, &kernel, "demobus-6.1.0-57-amd64.ko.xz", "");
+    assert_eq!(
+        lines,
+        [
+            "kernel log: demobus: Unknown symbol democore_register (err -2)",
+            "democore_register is exported by democore, which is not loaded: \
+             `modprobe demobus` loads demobus with its dependencies",
+        ]
+    );
+}

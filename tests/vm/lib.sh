@@ -125,6 +125,36 @@ same_as_ref() {
     fi
 }
 
+# same_as_ref_explained DESC TOOL ARGS...: for a load the kernel refuses.  Like
+# same_as_ref, except that after reference kmod's stderr, which ours must begin
+# with byte for byte, ours may add the explanation: lines that all begin with
+# "TOOL: ERROR: ", as kmod's own error lines do.
+same_as_ref_explained() {
+    _desc=$1 _tool=$2
+    shift 2
+    run ours "/sbin/$_tool" "$@"
+    run ref "/ref/bin/$_tool" "$@"
+    _n=$(wc -l < "$T/ref.err")
+    head -n "$_n" "$T/ours.err" > "$T/ours.kmod.err"
+    tail -n +"$((_n + 1))" "$T/ours.err" > "$T/ours.extra.err"
+    _ok=1
+    for _s in out rc; do
+        cmp -s "$T/ours.$_s" "$T/ref.$_s" || _ok=0
+    done
+    cmp -s "$T/ours.kmod.err" "$T/ref.err" || _ok=0
+    ! grep -qv "^$_tool: ERROR: " "$T/ours.extra.err" || _ok=0
+    if [ $_ok = 1 ]; then
+        pass "$_desc"
+        sed 's/^/    explained | /' "$T/ours.extra.err"
+    else
+        fail "$_desc: $_tool${*:+ $*} differs from reference kmod, or adds lines that are not explanations (exit $(cat "$T/ours.rc"), reference $(cat "$T/ref.rc"))"
+        for _s in out err; do
+            cmp -s "$T/ours.$_s" "$T/ref.$_s" ||
+                diff -u "$T/ref.$_s" "$T/ours.$_s" | sed "s/^/    std$_s | /"
+        done
+    fi
+}
+
 # Module names in /proc/modules, one a line, sorted.
 loaded_modules() { cut -d' ' -f1 /proc/modules | sort; }
 

@@ -98,16 +98,18 @@ check "our rmmod of the reference-loaded dummy" rmmod dummy
 echo "--- insmod errors, compared with reference kmod"
 for old in /vm/data/dummy-*.ko; do
     [ -f "$old" ] || fail "no module for another kernel in /vm/data"
-    same_as_ref "insmod of a module for another kernel (${old##*/})" insmod "$old"
+    same_as_ref_explained "insmod of a module for another kernel (${old##*/})" insmod "$old"
+    check "insmod of a module for another kernel: the kernel it was built for" \
+        grep -q "^insmod: ERROR: dummy was built for '[^']*'; this kernel is " "$T/ours.err"
 done
-same_as_ref "insmod with missing dependencies" insmod "$XFS"
+same_as_ref_explained "insmod with missing dependencies" insmod "$XFS"
 same_as_ref "insmod of a missing file" insmod /nonexistent.ko
 same_as_ref "insmod of a non-module" insmod /vm/lib.sh
 printf 'abc' > "$T/short.ko"
 same_as_ref "insmod of a 3-byte file" insmod "$T/short.ko"
 same_as_ref "insmod -" insmod -
 same_as_ref "insmod without arguments" insmod
-same_as_ref "insmod with a bad parameter value" insmod "$DUMMY" numdummies=many
+same_as_ref_explained "insmod with a bad parameter value" insmod "$DUMMY" numdummies=many
 if is_loaded dummy; then fail "dummy loaded despite a bad parameter value"; rmmod dummy; fi
 # The kernel ignores unknown parameters (and says so): the load succeeds.
 check "insmod with an unknown parameter" insmod "$DUMMY" no_such_param=1

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Side-by-side timings of kmod-rs and reference kmod 34.2 on the same real module tree,
 # whole-process wall time with hyperfine. Prints each pair and the ratio ours/kmod.
-# Usage: scripts/bench.sh [modinfo|modprobe|depmod|size|all]
+# Usage: scripts/bench.sh [modinfo|modprobe|depmod|depmod-cache|size|all]
+# (depmod includes depmod-cache, the runs with the module cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -22,19 +23,26 @@ trap 'rm -rf "$out"' EXIT
 libs=$REF/kmod/root/usr/lib/x86_64-linux-gnu
 kmod_cmd() { echo "$libs/ld-linux-x86-64.so.2 --library-path $libs --argv0 $1 $REF/kmod/root/usr/bin/kmod"; }
 
-# compare NAME ARGS...: hyperfine both, print mean times and the ratio.
-# WARMUP and RUNS override hyperfine's warm-up and minimum run counts.
-compare() {
-  local name=$1; shift
-  hyperfine -N --warmup "${WARMUP:-3}" --min-runs "${RUNS:-30}" --export-json "$out/r.json" \
-    -n ours "$bin/$name $*" -n kmod "$(kmod_cmd "$name") $*" >/dev/null
-  python3 - "$out/r.json" "$name $*" <<'PY'
+# versus TITLE NAME_A CMD_A NAME_B CMD_B: hyperfine both, print mean times and the ratio
+# A/B. WARMUP and RUNS override hyperfine's warm-up and minimum run counts; PREPARE is
+# run (without a shell) before each run of either.
+versus() {
+  local title=$1
+  hyperfine -N --warmup "${WARMUP:-3}" --min-runs "${RUNS:-30}" ${PREPARE:+--prepare "$PREPARE"} \
+    --export-json "$out/r.json" -n "$2" "$3" -n "$4" "$5" >/dev/null
+  python3 - "$out/r.json" "$title" "$2" "$4" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-o, k = r["ours"], r["kmod"]
-print(f"{sys.argv[2][:90]:<90}\n    ours {o['mean']*1e3:8.2f} ± {o['stddev']*1e3:5.2f} ms   "
-      f"kmod {k['mean']*1e3:8.2f} ± {k['stddev']*1e3:5.2f} ms   ratio {o['mean']/k['mean']:.2f}")
+a, b = r[sys.argv[3]], r[sys.argv[4]]
+print(f"{sys.argv[2][:90]:<90}\n    {sys.argv[3]} {a['mean']*1e3:8.2f} ± {a['stddev']*1e3:5.2f} ms   "
+      f"{sys.argv[4]} {b['mean']*1e3:8.2f} ± {b['stddev']*1e3:5.2f} ms   ratio {a['mean']/b['mean']:.3f}")
 PY
+}
+
+# compare NAME ARGS...: ours against kmod with the same arguments.
+compare() {
+  local name=$1; shift
+  versus "$name $*" ours "$bin/$name $*" kmod "$(kmod_cmd "$name") $*"
 }
 
 if [ "$what" = modinfo ] || [ "$what" = all ]; then
@@ -86,4 +94,47 @@ if [ "$what" = depmod ] || [ "$what" = all ]; then
     # shellcheck disable=SC2046 # kmod_cmd's words are meant to be split
     echo "    peak RSS: ours $(peak_rss "$bin/depmod" -b "$root" "$v") kB   kmod $(peak_rss $(kmod_cmd depmod) -b "$root" "$v") kB"
   done
+fi
+
+if [ "$what" = depmod ] || [ "$what" = depmod-cache ] || [ "$what" = all ]; then
+  # The module cache, on a real copy of the trixie tree (hard links would share the
+  # inodes, whose ctimes other processes' links change). Each timed run starts from
+  # the cache as it was before the change (PREPARE puts it back), so it measures the
+  # first run after the change, which reads the changed modules and writes a new cache.
+  name=trixie-amd64
+  v=$(cat "$REF/trees/$name/KVER")
+  root=$out/cache-$name
+  cp -a "$REF/trees/$name/pristine" "$root"
+  dir=$root/lib/modules/$v
+  # A run keeps no entry for a file changed in the last two seconds.
+  settle() { sleep 2.2; "$bin/depmod" --cache -b "$root" "$v"; cp "$dir/modules.cache" "$out/cache.before"; }
+  settle
+  echo "depmod -b ROOT --cache, trixie: cache size $(stat -c %s "$dir/modules.cache") bytes," \
+    "the eleven files $(cat "$dir"/modules.{dep,alias,softdep,weakdep,symbols,devname} "$dir"/modules.*.bin | wc -c) bytes"
+  kmod_depmod="$(kmod_cmd depmod) -b $root $v"
+  WARMUP=1 RUNS=10 versus "nothing changed (--cache)" ours "$bin/depmod --cache -b $root $v" \
+    kmod "$kmod_depmod"
+  e1000e=$dir/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz
+  cp "$e1000e" "$out/new.ko.xz" && mv "$out/new.ko.xz" "$e1000e"
+  PREPARE="cp $out/cache.before $dir/modules.cache" WARMUP=1 RUNS=10 \
+    versus "one module replaced (e1000e.ko.xz, --cache)" ours "$bin/depmod --cache -b $root $v" \
+    kmod "$kmod_depmod"
+  settle
+  mkdir -p "$dir/extra"
+  # (sed reads to the end: with pipefail, head would fail the pipeline with SIGPIPE)
+  find "$dir/kernel/drivers/net" -name '*.ko.xz' | sort | sed -n 1,30p > "$out/picked"
+  i=0
+  while read -r f; do
+    i=$((i + 1))
+    if [ $i -le 20 ]; then cp "$f" "$dir/extra/cachebench$i.ko.xz"; else rm "$f"; fi
+  done < "$out/picked"
+  PREPARE="cp $out/cache.before $dir/modules.cache" WARMUP=1 RUNS=10 \
+    versus "20 modules added, 10 removed (--cache)" ours "$bin/depmod --cache -b $root $v" \
+    kmod "$kmod_depmod"
+  # The first run, without a cache to read, against a full run that does not use one.
+  PREPARE="rm -f $dir/modules.cache" WARMUP=1 RUNS=10 \
+    versus "first run: --cache without a cache, against --no-cache" first "$bin/depmod --cache -b $root $v" \
+    no-cache "$bin/depmod --no-cache -b $root $v"
+  first_rss=$(peak_rss sh -c "rm -f $dir/modules.cache; exec $bin/depmod --cache -b $root $v")
+  echo "    peak RSS: first run $first_rss kB   no cache $(peak_rss "$bin/depmod" --no-cache -b "$root" "$v") kB"
 fi

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${1:-60}
 shift || true
-ALL=(module index modprobe_config cmdline depmod_config signature key_files kernel_image)
+ALL=(module index modprobe_config cmdline depmod_config depmod_cache signature key_files kernel_image)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 REF=${KMOD_REFERENCE:-${XDG_CACHE_HOME:-$HOME/.cache}/kmod-reference}

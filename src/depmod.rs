@@ -7,6 +7,7 @@
 //! the index layout. Reading the module files is the slow part (decompression), so
 //! it runs in parallel; everything order-dependent runs afterwards, in kmod's order.
 
+pub mod cache;
 mod config;
 mod cycles;
 mod output;
@@ -73,6 +74,8 @@ struct Candidate {
     last_slash: usize,
     /// Offset of the path relative to the module directory, if the module is inside it.
     rel: Option<usize>,
+    /// The file's stat fields, taken before it is read.
+    id: Option<cache::FileId>,
 }
 
 impl Candidate {
@@ -85,6 +88,7 @@ impl Candidate {
             path,
             name,
             last_slash,
+            id: None,
         }
     }
 
@@ -109,6 +113,7 @@ pub struct Depmod<'a> {
     log: &'a Sink,
     symbols: Symbols,
     candidates: HashMap<Vec<u8>, Candidate>,
+    cache: Option<cache::Session>,
 }
 
 impl<'a> Depmod<'a> {
@@ -118,7 +123,15 @@ impl<'a> Depmod<'a> {
             settings,
             log,
             candidates: HashMap::new(),
+            cache: None,
         }
+    }
+
+    /// Reuses what `<dir>/modules.cache` says of unchanged module files, and with
+    /// `write` makes a new cache for [`Tree::save_cache`]. Called before the scan,
+    /// which stats the modules (see [`cache`] on why the order matters).
+    pub fn use_cache(&mut self, dir: &[u8], write: bool) {
+        self.cache = Some(cache::Session::open(dir, &self.settings.dirname, write));
     }
 
     /// `-E`: kernel symbols and CRCs from a Module.symvers file.
@@ -138,7 +151,7 @@ impl<'a> Depmod<'a> {
         }
         let cannot_create =
             |e: Errno| Failure::Fatal(msgf!("could not create module {}: {}", path, strerror(e)));
-        nix::sys::stat::stat(as_path(path)).map_err(cannot_create)?;
+        let st = nix::sys::stat::stat(as_path(path)).map_err(cannot_create)?;
         let name = modname(path).ok_or_else(|| cannot_create(Errno::ENOENT))?;
         if let Some(old) = self.candidates.get(&name) {
             if old.path == path {
@@ -158,7 +171,8 @@ impl<'a> Depmod<'a> {
             );
             return Err(cannot_create(Errno::EEXIST));
         }
-        let candidate = Candidate::new(path.to_vec(), name.clone(), &self.settings.dirname);
+        let mut candidate = Candidate::new(path.to_vec(), name.clone(), &self.settings.dirname);
+        candidate.id = Some(cache::FileId::of(&st));
         self.candidates.insert(name, candidate);
         Ok(())
     }
@@ -170,6 +184,7 @@ impl<'a> Depmod<'a> {
             log,
             mut symbols,
             candidates,
+            cache,
         } = self;
         let mut modules: Vec<Candidate> = candidates.into_values().collect();
         // kmod builds its array by walking a 512-bucket hash table.
@@ -182,77 +197,60 @@ impl<'a> Depmod<'a> {
         }
         apply_modules_order(&settings.dirname, &mut modules, log);
 
-        let mut loaded = read_all(&modules);
-
-        for (i, (m, l)) in modules.iter().zip(&mut loaded).enumerate() {
-            if let Some((errno, detail)) = l.error.take() {
-                if let Some(detail) = detail {
-                    log.log_bytes(Priority::Error, msgf!("{}", detail));
-                }
-                log.log_bytes(
-                    Priority::Error,
-                    msgf!(
-                        "failed to load symbols from {}: {}",
-                        &m.path,
-                        strerror(errno)
-                    ),
-                );
-            }
-            for (name, crc) in std::mem::take(&mut l.exports) {
-                symbols.add(&name, false, crc, Some(i as u32));
-            }
+        let mut session = cache;
+        if let Some(session) = session.as_mut() {
+            session.wait(log);
         }
-
-        let mut deps: Vec<Vec<u32>> = vec![Vec::new(); modules.len()];
-        // The last module (plus one) found to need each module: a cheap check
-        // against adding a dependency twice.
-        let mut needed_by = vec![0u32; modules.len()];
-        let mut users = vec![0u32; modules.len()];
-        let stdout = std::io::stdout();
-        for (i, (m, l)) in modules.iter().zip(&loaded).enumerate() {
-            for need in l.needs.iter() {
-                let Some((key, sym)) = symbols.find(need.name) else {
-                    if settings.print_unknown && !need.weak {
-                        log.log_bytes(
-                            Priority::Warning,
-                            msgf!("{} needs unknown symbol {}", &m.path, need.name),
-                        );
-                    }
-                    continue;
+        let mut loaded = read_all(&modules, session.as_mut());
+        let (deps, users, cache) = match session {
+            None => {
+                move_exports(&modules, &mut loaded, &mut symbols, log);
+                let (deps, users) = resolve(&settings, &modules, &loaded, &symbols, log);
+                (deps, users, None)
+            }
+            // When most modules came from the cache, the run is short and the new
+            // cache is made here while the symbols are resolved on another core
+            // (here, so that rendering reuses what encoding freed, where another
+            // thread's allocator arena would keep it). When most were read, the
+            // run is long and its peak memory is what counts: the cache is made
+            // first, then the exports move into the symbol table.
+            Some(session) => {
+                session.report(modules.len(), log);
+                let (deps, users, finished) = if session.mostly_reused(modules.len()) {
+                    let symbols = std::sync::Mutex::new(&mut symbols);
+                    let resolve_them = || {
+                        let mut symbols = symbols.lock().unwrap_or_else(|e| e.into_inner());
+                        copy_exports(&modules, &loaded, &mut symbols, log);
+                        resolve(&settings, &modules, &loaded, &symbols, log)
+                    };
+                    std::thread::scope(|scope| {
+                        let resolver =
+                            std::thread::Builder::new().spawn_scoped(scope, resolve_them);
+                        let finished = session.finish(&modules, &loaded);
+                        let (deps, users) = match resolver {
+                            Ok(thread) => thread
+                                .join()
+                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                            Err(_) => resolve_them(),
+                        };
+                        (deps, users, finished)
+                    })
+                } else {
+                    let finished = session.finish(&modules, &loaded);
+                    move_exports(&modules, &mut loaded, &mut symbols, log);
+                    let (deps, users) = resolve(&settings, &modules, &loaded, &symbols, log);
+                    (deps, users, finished)
                 };
-                if settings.check_symvers
-                    && sym.crc != need.crc
-                    && !need.weak
-                    && settings.print_unknown
-                {
+                let cache = finished.unwrap_or_else(|e| {
                     log.log_bytes(
-                        Priority::Warning,
-                        msgf!(
-                            "{} disagrees about version of symbol {}",
-                            &m.path,
-                            need.name
-                        ),
+                        Priority::Debug,
+                        msgf!("module cache not written: {}", e.to_string()),
                     );
-                }
-                let Some(owner) = sym.owner else { continue };
-                if needed_by[owner as usize] == i as u32 + 1 {
-                    continue;
-                }
-                needed_by[owner as usize] = i as u32 + 1;
-                deps[i].push(owner);
-                users[owner as usize] += 1;
-                if settings.show_needs {
-                    let mut out = stdout.lock();
-                    let _ = out.write_all(&m.path);
-                    let _ = out.write_all(b" needs \"");
-                    let _ = out.write_all(key);
-                    let _ = out.write_all(b"\": ");
-                    let _ = out.write_all(&modules[owner as usize].path);
-                    let _ = out.write_all(b"\n");
-                    let _ = out.flush();
-                }
+                    None
+                });
+                (deps, users, cache)
             }
-        }
+        };
 
         let modules: Vec<Module> = modules
             .into_iter()
@@ -271,24 +269,146 @@ impl<'a> Depmod<'a> {
             settings,
             modules,
             symbols,
+            cache,
         };
         tree.number_topologically(users, log)?;
+        // What reading freed sits in the reading threads' allocator arenas, where
+        // rendering on this thread cannot reuse it.
+        crate::compat::release_free_memory();
         Ok(tree)
     }
 }
 
-/// Reads every module, on all cores. The largest files go first, so that no core is
-/// left idle at the end while another decompresses a big module.
-fn read_all(modules: &[Candidate]) -> Vec<Loaded> {
-    let size = |m: &Candidate| std::fs::metadata(as_path(&m.path)).map_or(0, |md| md.len());
-    let mut by_size: Vec<(u64, usize)> = modules.iter().map(size).zip(0..).collect();
+/// kmod's messages for a module that could not be read.
+fn report_unreadable(m: &Candidate, l: &Loaded, log: &Sink) {
+    if let Some((errno, detail)) = &l.error {
+        if let Some(detail) = detail {
+            log.log_bytes(Priority::Error, msgf!("{}", detail));
+        }
+        log.log_bytes(
+            Priority::Error,
+            msgf!(
+                "failed to load symbols from {}: {}",
+                &m.path,
+                strerror(*errno)
+            ),
+        );
+    }
+}
+
+/// Reports the modules that could not be read and moves every module's exports
+/// into the symbol table, freeing them module by module.
+fn move_exports(modules: &[Candidate], loaded: &mut [Loaded], symbols: &mut Symbols, log: &Sink) {
+    symbols.reserve(loaded.iter().map(|l| l.exports.len()).sum());
+    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
+        report_unreadable(m, l, log);
+        for (name, crc) in std::mem::take(&mut l.exports) {
+            symbols.add_export(name, crc, i as u32);
+        }
+    }
+}
+
+/// [`move_exports`], copying: for while the cache encoder reads them too.
+fn copy_exports(modules: &[Candidate], loaded: &[Loaded], symbols: &mut Symbols, log: &Sink) {
+    symbols.reserve(loaded.iter().map(|l| l.exports.len()).sum());
+    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
+        report_unreadable(m, l, log);
+        for (name, crc) in &l.exports {
+            symbols.add_export(name.clone(), *crc, i as u32);
+        }
+    }
+}
+
+/// Resolves each needed symbol to its exporter: each module's dependencies in
+/// the order found, and how many modules need each one.
+fn resolve(
+    settings: &Settings,
+    modules: &[Candidate],
+    loaded: &[Loaded],
+    symbols: &Symbols,
+    log: &Sink,
+) -> (Vec<Vec<u32>>, Vec<u32>) {
+    let mut deps: Vec<Vec<u32>> = vec![Vec::new(); modules.len()];
+    // The last module (plus one) found to need each module: a cheap check
+    // against adding a dependency twice.
+    let mut needed_by = vec![0u32; modules.len()];
+    let mut users = vec![0u32; modules.len()];
+    let stdout = std::io::stdout();
+    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
+        for need in l.needs.iter() {
+            let Some((key, sym)) = symbols.find(need.name) else {
+                if settings.print_unknown && !need.weak {
+                    log.log_bytes(
+                        Priority::Warning,
+                        msgf!("{} needs unknown symbol {}", &m.path, need.name),
+                    );
+                }
+                continue;
+            };
+            if settings.check_symvers && sym.crc != need.crc && !need.weak && settings.print_unknown
+            {
+                log.log_bytes(
+                    Priority::Warning,
+                    msgf!(
+                        "{} disagrees about version of symbol {}",
+                        &m.path,
+                        need.name
+                    ),
+                );
+            }
+            let Some(owner) = sym.owner else { continue };
+            if needed_by[owner as usize] == i as u32 + 1 {
+                continue;
+            }
+            needed_by[owner as usize] = i as u32 + 1;
+            deps[i].push(owner);
+            users[owner as usize] += 1;
+            if settings.show_needs {
+                let mut out = stdout.lock();
+                let _ = out.write_all(&m.path);
+                let _ = out.write_all(b" needs \"");
+                let _ = out.write_all(key);
+                let _ = out.write_all(b"\": ");
+                let _ = out.write_all(&modules[owner as usize].path);
+                let _ = out.write_all(b"\n");
+                let _ = out.flush();
+            }
+        }
+    }
+    (deps, users)
+}
+
+/// Reads every module the cache has nothing for, on all cores. The largest files
+/// go first, so that no core is left idle at the end while another decompresses a
+/// big module.
+fn read_all(modules: &[Candidate], mut cache: Option<&mut cache::Session>) -> Vec<Loaded> {
+    let mut loaded: Vec<Loaded> = Vec::with_capacity(modules.len());
+    let mut by_size: Vec<(i64, usize)> = Vec::new();
+    // The module each cached file went to: another path to the same file (a hard
+    // or symbolic link) gets a copy.
+    let mut handed_out: HashMap<cache::FileId, usize> = HashMap::new();
+    for (i, m) in modules.iter().enumerate() {
+        let hit = match (cache.as_mut(), m.id) {
+            (Some(cache), Some(id)) => match handed_out.get(&id) {
+                Some(&first) => Some(cache.reuse(loaded[first].clone())),
+                None => cache.take(id).inspect(|_| {
+                    handed_out.insert(id, i);
+                }),
+            },
+            _ => None,
+        };
+        match hit {
+            Some(l) => loaded.push(l),
+            None => {
+                loaded.push(Loaded::default());
+                by_size.push((m.id.map_or(0, |id| id.size), i));
+            }
+        }
+    }
     by_size.sort_unstable_by(|a, b| b.cmp(a));
     let read: Vec<(usize, Loaded)> = by_size
         .par_iter()
         .map(|&(_, i)| (i, Loaded::read(&modules[i].path)))
-        .collect();
-    let mut loaded: Vec<Loaded> = std::iter::repeat_with(Loaded::default)
-        .take(modules.len())
         .collect();
     for (i, l) in read {
         loaded[i] = l;
@@ -349,7 +469,7 @@ struct Need<'a> {
 
 /// The symbols a module needs, names packed in one buffer: there are hundreds of
 /// thousands of them in a distribution tree.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Needs {
     names: Vec<u8>,
     entries: Vec<(u32, u64, bool)>,
@@ -376,7 +496,7 @@ impl Needs {
 }
 
 /// What depmod takes from one module file.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Loaded {
     /// Exported symbols and their CRCs.
     exports: Vec<(Vec<u8>, u64)>,
@@ -473,9 +593,26 @@ pub struct Tree {
     settings: Settings,
     modules: Vec<Module>,
     symbols: Symbols,
+    /// A new module cache to publish.
+    cache: Option<cache::Pending>,
 }
 
 impl Tree {
+    /// Publishes the new module cache (if the run made one) the way the output
+    /// files are published. Call it after them: a cache never stands in for them.
+    /// A cache that cannot be written only costs the next run time, so its
+    /// troubles are shown at debug verbosity, not as errors.
+    pub fn save_cache(&mut self, log: &Sink) {
+        let Some(pending) = self.cache.take() else {
+            return;
+        };
+        let demoted = log.threshold() - (Priority::Debug as i32 - Priority::Error as i32);
+        let quiet = Sink::new(log.prog(), demoted, false);
+        if let Err(Failure::Fatal(msg)) = pending.publish(&quiet) {
+            quiet.log_bytes(Priority::Error, &msg);
+        }
+    }
+
     /// Numbers the modules so each comes before what it needs, taking modules off a
     /// stack of those no remaining module needs; fails on dependency cycles.
     fn number_topologically(&mut self, mut users: Vec<u32>, log: &Sink) -> Result<(), Failure> {

@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("modprobe_config", modprobe_config),
     ("cmdline", cmdline),
     ("depmod_config", depmod_config),
+    ("depmod_cache", depmod_cache),
     ("signature", signature),
     ("key_files", key_files),
     ("kernel_image", kernel_image),
@@ -120,6 +121,13 @@ pub fn cmdline(data: &[u8]) {
 /// A depmod.d file (its messages are made, then not shown).
 pub fn depmod_config(data: &[u8]) {
     let _ = parse_config(data, b"6.12.0-fuzz", &Sink::silent());
+}
+
+/// depmod's module cache (modules.cache): decoded completely, checksum last.
+pub fn depmod_cache(data: &[u8]) {
+    if let Ok(cache) = crate::depmod::cache::Cache::parse(data) {
+        assert!(cache.len() <= data.len());
+    }
 }
 
 /// A module's appended signature: the trailer, the PKCS#7 message, and verification

@@ -251,6 +251,8 @@ complete -c depmod -l dry-run -d 'Write the files to standard output'
 complete -c depmod -s P -l symbol-prefix -x -d 'Symbol prefix to ignore'
 complete -c depmod -s v -l verbose -d 'Print each dependency found'
 complete -c depmod -s w -l warn -d 'Warn about duplicate entries'
+complete -c depmod -l cache -d 'Keep and reuse what was read of each module'
+complete -c depmod -l no-cache -d 'Neither read nor write modules.cache'
 complete -c depmod -s V -l version -d 'Print the version and exit'
 complete -c depmod -s h -l help -d 'Print a usage summary and exit'
 

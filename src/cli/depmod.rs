@@ -109,6 +109,18 @@ pub fn command() -> Command {
             "DIR",
             "Write under DIR instead of the root",
         ))
+        .arg(
+            Arg::new("cache")
+                .long("cache")
+                .help("Keep what was read of each module in modules.cache and reuse it\n(the default without -b)")
+                .action(ArgAction::Count),
+        )
+        .arg(
+            Arg::new("no-cache")
+                .long("no-cache")
+                .help("Neither read nor write modules.cache (the default with -b DIR)")
+                .action(ArgAction::Count),
+        )
         .arg(value(
             "filesyms",
             'F',
@@ -249,6 +261,10 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     if !load_kernel_symbols(&mut depmod, symvers, system_map, errsyms, &log) {
         return 1;
     }
+    // The cache describes a whole tree: runs on listed files neither read nor write it.
+    if all && cache_wanted(&m, std::env::var_os("KMOD_DEPMOD_CACHE").as_deref()) {
+        depmod.use_cache(&outdir, !dry_run);
+    }
 
     let result = if all {
         // depmod.d is read only when scanning everything; -C replaces its directories.
@@ -259,26 +275,23 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     } else {
         files.iter().try_for_each(|f| depmod.add_file(f))
     };
-    let result = result
-        .and_then(|()| depmod.build())
-        .and_then(|tree| {
-            if !dry_run {
-                prepare_output_dir(&outdir)?;
+    let result = result.and_then(|()| depmod.build()).and_then(|mut tree| {
+        if !dry_run {
+            prepare_output_dir(&outdir)?;
+        }
+        let files = tree.render(&log, dry_run)?;
+        if dry_run {
+            let mut out = std::io::stdout().lock();
+            for f in &files {
+                let _ = out.write_all(&f.data);
             }
-            tree.render(&log, dry_run)
-        })
-        .and_then(|files| {
-            if dry_run {
-                let mut out = std::io::stdout().lock();
-                for f in &files {
-                    let _ = out.write_all(&f.data);
-                }
-                let _ = out.flush();
-                Ok(())
-            } else {
-                write_files(&outdir, &files, &log)
-            }
-        });
+            let _ = out.flush();
+            return Ok(());
+        }
+        write_files(&outdir, &files, &log)?;
+        tree.save_cache(&log);
+        Ok(())
+    });
     match result {
         Ok(()) => 0,
         Err(Failure::Fatal(msg)) => {
@@ -287,6 +300,32 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         }
         Err(Failure::Reported) => 1,
     }
+}
+
+/// Whether to use the module cache: `--cache` or `--no-cache` (the last one given),
+/// else `KMOD_DEPMOD_CACHE=1` or `0`, else only for the live module directory (no
+/// `-b`, or `-b /`). Trees under another base directory are staging trees that
+/// get packed (initramfs images, packages), which must hold what kmod writes.
+fn cache_wanted(m: &ArgMatches, env: Option<&std::ffi::OsStr>) -> bool {
+    // A counted flag's index is that of its last occurrence.
+    let given = |id: &str| {
+        (m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .then(|| m.indices_of(id).and_then(Iterator::max))
+            .flatten()
+    };
+    match (given("cache"), given("no-cache")) {
+        (Some(on), Some(off)) => return on > off,
+        (Some(_), None) => return true,
+        (None, Some(_)) => return false,
+        (None, None) => {}
+    }
+    match env {
+        Some(v) if v == "1" => return true,
+        Some(v) if v == "0" => return false,
+        _ => {}
+    }
+    last(m, "basedir")
+        .is_none_or(|b| std::fs::canonicalize(as_path(&b)).is_ok_and(|p| p == Path::new("/")))
 }
 
 /// The input and output module directories: `<root>/<moduledir>/<version>` and the
@@ -349,4 +388,39 @@ fn load_kernel_symbols(
         msgf!("could not load {}: {}", as_path(&file), strerror(errno)),
     );
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(words: &[&str], env: Option<&str>) -> bool {
+        let m = command()
+            .no_binary_name(true)
+            .disable_help_flag(true)
+            .disable_version_flag(true)
+            .try_get_matches_from(words)
+            .unwrap();
+        cache_wanted(&m, env.map(std::ffi::OsStr::new))
+    }
+
+    #[test]
+    fn cache_is_for_the_live_directory_unless_told() {
+        assert!(wanted(&[], None));
+        assert!(wanted(&["-b", "/"], None));
+        assert!(wanted(&["-b", "//."], None));
+        assert!(!wanted(&["-b", "/tmp"], None));
+        assert!(!wanted(&["-b", "/nonexistent-root"], None));
+        assert!(wanted(&["-b", "/tmp"], Some("1")));
+        assert!(!wanted(&[], Some("0")));
+        assert!(wanted(&[], Some("yes")));
+        assert!(wanted(&["-b", "/tmp", "--cache"], Some("0")));
+        assert!(!wanted(&["--no-cache"], Some("1")));
+        assert!(wanted(&["--no-cache", "-a", "--cache"], None));
+        assert!(!wanted(&["--cache", "--no-cache"], None));
+        assert!(!wanted(
+            &["--cache", "--no-cache", "--cache", "--no-cache"],
+            None
+        ));
+    }
 }

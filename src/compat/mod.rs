@@ -13,6 +13,18 @@ pub mod fnmatch;
 
 pub use errno::{io_errno, io_strerror, strerror};
 
+/// Returns the memory freed so far to the system (glibc's `malloc_trim`), in every
+/// allocator arena. For a program that freed a lot in some threads and now
+/// allocates in another: without it, both stay resident. musl gives freed memory
+/// back by itself.
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim takes the arenas' locks itself; it frees nothing in use.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// C's `isspace` in the C locale.
 pub fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')

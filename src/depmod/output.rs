@@ -488,28 +488,71 @@ pub fn prepare_output_dir(dir: &[u8]) -> Result<(), Failure> {
 /// at once. Otherwise each file is written to its named temporary file and renamed
 /// in turn.
 pub fn write_files(dir: &[u8], files: &[OutputFile], log: &Sink) -> Result<(), Failure> {
-    let fd = Dir::open(
+    let fd = open_output_dir(dir)
+        .map_err(|e| Failure::Fatal(msgf!("could not open directory {}: {}", dir, strerror(e))))?;
+    let names: Vec<&str> = files.iter().map(|f| f.name).collect();
+    remove_stale_temporaries(&fd, &names);
+    Publisher::new(dir, fd, log).publish(files, true)
+}
+
+fn open_output_dir(dir: &[u8]) -> nix::Result<Dir> {
+    Dir::open(
         as_path(dir),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Failure::Fatal(msgf!("could not open directory {}: {}", dir, strerror(e))))?;
-    remove_stale_temporaries(&fd, files);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let publisher = Publisher {
-        dir,
-        fd,
-        suffix: format!(
-            ".{}.{}.{}",
-            std::process::id(),
-            now.subsec_micros(),
-            now.as_secs()
-        ),
-        log,
-    };
-    publisher.publish(files, true)
+}
+
+/// A file written ahead of time as an unnamed temporary file in its directory,
+/// published later by [`Staged::publish`] by rename like [`write_files`] does: its
+/// contents need not stay in memory meanwhile, and if it is never published,
+/// nothing of it remains. Neither the file nor the directory is synced: this is
+/// for a file whose reader detects a version torn or lost in a crash, and for
+/// which an older version is as good (the module cache).
+pub(super) struct Staged {
+    dir: Vec<u8>,
+    fd: Dir,
+    file: File,
+    name: &'static str,
+}
+
+impl Staged {
+    /// None where the directory does not exist (yet), cannot take unnamed files,
+    /// or the file cannot be written.
+    pub(super) fn new(dir: &[u8], f: &OutputFile) -> Option<Staged> {
+        let fd = open_output_dir(dir).ok()?;
+        let file = File::from(
+            openat(
+                fd.as_fd(),
+                ".",
+                OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .ok()?,
+        );
+        fill(&file, &f.data, false).ok()?;
+        Some(Staged {
+            dir: dir.to_vec(),
+            fd,
+            file,
+            name: f.name,
+        })
+    }
+
+    /// Gives the file its name, replacing the old file.
+    pub(super) fn publish(self, log: &Sink) -> Result<(), Failure> {
+        remove_stale_temporaries(&self.fd, &[self.name]);
+        let publisher = Publisher::new(&self.dir, self.fd, log);
+        let tmp = publisher.temporary(self.name);
+        if !publisher.link(&self.file, &tmp, &mut Link::EmptyPath) {
+            return Err(Failure::Fatal(msgf!(
+                "could not link {} at {}",
+                tmp,
+                &self.dir
+            )));
+        }
+        publisher.rename(&tmp, self.name)
+    }
 }
 
 /// The name kmod gives the temporary file of output `name`, `name.PID.USEC.SEC`:
@@ -540,7 +583,7 @@ fn is_running(pid: i32) -> bool {
 
 /// Removes the temporary files of the output files that an earlier depmod, killed
 /// while writing, left in the directory.
-fn remove_stale_temporaries(dir: &Dir, files: &[OutputFile]) {
+fn remove_stale_temporaries(dir: &Dir, names: &[&str]) {
     let Ok(mut listing) = Dir::openat(
         dir.as_fd(),
         ".",
@@ -554,9 +597,9 @@ fn remove_stale_temporaries(dir: &Dir, files: &[OutputFile]) {
         .map_while(Result::ok)
         .map(|entry| entry.file_name().to_bytes().to_vec())
         .filter(|name| {
-            files
+            names
                 .iter()
-                .find_map(|f| temporary_of(name, f.name))
+                .find_map(|n| temporary_of(name, n))
                 .is_some_and(|pid| !is_running(pid))
         })
         .collect();
@@ -566,6 +609,19 @@ fn remove_stale_temporaries(dir: &Dir, files: &[OutputFile]) {
             OsStr::from_bytes(&name),
             UnlinkatFlags::NoRemoveDir,
         );
+    }
+}
+
+/// Mode 0644 whatever the umask, the contents, then with `sync` the data on disk.
+fn fill(mut file: &File, data: &[u8], sync: bool) -> std::io::Result<()> {
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    file.write_all(data)?;
+    if !sync {
+        return Ok(());
+    }
+    match file.sync_all() {
+        Err(e) if unsyncable(io_errno(&e)) => Ok(()),
+        other => other,
     }
 }
 
@@ -592,7 +648,25 @@ fn unsyncable(e: Errno) -> bool {
     matches!(e, Errno::EINVAL | Errno::EROFS | Errno::ENOTSUP)
 }
 
-impl Publisher<'_> {
+impl<'a> Publisher<'a> {
+    /// A publisher whose temporary files are named for this process and moment.
+    fn new(dir: &'a [u8], fd: Dir, log: &'a Sink) -> Publisher<'a> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Publisher {
+            dir,
+            fd,
+            suffix: format!(
+                ".{}.{}.{}",
+                std::process::id(),
+                now.subsec_micros(),
+                now.as_secs()
+            ),
+            log,
+        }
+    }
+
     fn temporary(&self, name: &str) -> String {
         format!("{name}{}", self.suffix)
     }
@@ -607,21 +681,16 @@ impl Publisher<'_> {
         for f in &files[done..] {
             self.publish_named(f)?;
         }
-        match fsync(self.fd.as_fd()) {
-            Err(e) if !unsyncable(e) => {
-                self.log.log_bytes(
-                    Priority::Error,
-                    msgf!("could not sync directory {}: {}", self.dir, strerror(e)),
-                );
-                Err(Failure::Reported)
-            }
-            _ => Ok(()),
-        }
+        self.sync_dir()
     }
 
     /// Writes all files unnamed, then publishes them one by one. Returns how many it
     /// published: none without unnamed files here, fewer than all when one could not
     /// be given a name (the rest go the named way).
+    ///
+    /// The files are written and synced in parallel, one thread each: syncs that
+    /// wait together share the filesystem's journal commits, where one after the
+    /// other each waits for its own. Unnamed, they are invisible until published.
     fn publish_anonymous(&self, files: &[OutputFile]) -> Result<usize, Failure> {
         let mut written = Vec::with_capacity(files.len());
         for (i, f) in files.iter().enumerate() {
@@ -631,13 +700,38 @@ impl Publisher<'_> {
                 OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o644),
             );
-            let file = match created {
-                Ok(fd) => File::from(fd),
+            match created {
+                Ok(fd) => written.push(File::from(fd)),
                 Err(_) if i == 0 => return Ok(0),
                 Err(e) => return Err(self.cannot_create(&self.temporary(f.name), e)),
-            };
-            self.fill(&file, f)?;
-            written.push(file);
+            }
+        }
+        let filled: Vec<std::io::Result<()>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = files
+                .iter()
+                .zip(&written)
+                .map(|(f, file)| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || fill(file, &f.data, true))
+                        .map_err(|_| (f, file))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| match t {
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::Other))),
+                    // No thread to be had: this one here.
+                    Err((f, file)) => fill(file, &f.data, true),
+                })
+                .collect()
+        });
+        // The first failure in kmod's order is reported, as writing in turn would.
+        for (f, result) in files.iter().zip(&filled) {
+            if let Err(e) = result {
+                return Err(self.not_written(f, e));
+            }
         }
         let mut link = Link::EmptyPath;
         for (i, (f, file)) in files.iter().zip(&written).enumerate() {
@@ -699,7 +793,7 @@ impl Publisher<'_> {
             Mode::from_bits_truncate(0o644),
         );
         let file = File::from(created.map_err(|e| self.cannot_create(&tmp, e))?);
-        let filled = self.fill(&file, f);
+        let filled = fill(&file, &f.data, true).map_err(|e| self.not_written(f, &e));
         drop(file);
         if let Err(failure) = filled {
             let _ = unlinkat(self.fd.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -717,26 +811,30 @@ impl Publisher<'_> {
         Failure::Reported
     }
 
-    /// Mode 0644 whatever the umask, the contents, then the data on disk.
-    fn fill(&self, mut file: &File, f: &OutputFile) -> Result<(), Failure> {
-        let written = file
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .and_then(|()| file.write_all(&f.data))
-            .and_then(|()| match file.sync_all() {
-                Err(e) if unsyncable(io_errno(&e)) => Ok(()),
-                other => other,
-            });
-        written.map_err(|e| {
-            self.log.log_bytes(
-                Priority::Error,
-                msgf!(
-                    "Could not create index '{}'. Output is truncated: {}",
-                    f.name,
-                    strerror(io_errno(&e))
-                ),
-            );
-            Failure::Reported
-        })
+    /// kmod's message for a file it could not write.
+    fn not_written(&self, f: &OutputFile, e: &std::io::Error) -> Failure {
+        self.log.log_bytes(
+            Priority::Error,
+            msgf!(
+                "Could not create index '{}'. Output is truncated: {}",
+                f.name,
+                strerror(io_errno(e))
+            ),
+        );
+        Failure::Reported
+    }
+
+    fn sync_dir(&self) -> Result<(), Failure> {
+        match fsync(self.fd.as_fd()) {
+            Err(e) if !unsyncable(e) => {
+                self.log.log_bytes(
+                    Priority::Error,
+                    msgf!("could not sync directory {}: {}", self.dir, strerror(e)),
+                );
+                Err(Failure::Reported)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn rename(&self, tmp: &str, name: &str) -> Result<(), Failure> {

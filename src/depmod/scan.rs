@@ -442,16 +442,20 @@ impl Depmod<'_> {
         let absolute = crate::resolve::absolute(as_path(path))
             .into_os_string()
             .into_vec();
-        if let Err(e) = stat(as_path(&absolute)) {
-            for what in ["could not create module", "failed"] {
-                self.log
-                    .log_bytes(Priority::Error, msgf!("{} {}: {}", what, path, strerror(e)));
+        let st = match stat(as_path(&absolute)) {
+            Ok(st) => st,
+            Err(e) => {
+                for what in ["could not create module", "failed"] {
+                    self.log
+                        .log_bytes(Priority::Error, msgf!("{} {}: {}", what, path, strerror(e)));
+                }
+                return;
             }
-            return;
-        }
+        };
         // The comparison used the path as found; the module keeps it made absolute
         // (an external directory may be given relative to the working directory).
-        let new = Candidate::new(absolute, new.name, dirname);
+        let mut new = Candidate::new(absolute, new.name, dirname);
+        new.id = Some(super::cache::FileId::of(&st));
         self.candidates.insert(new.name.clone(), new);
     }
 }

@@ -78,6 +78,12 @@ impl Symbols {
         }
     }
 
+    /// Room for `n` more symbols, so that adding them does not grow the table step
+    /// by step (each step leaves the old table behind as free memory).
+    pub fn reserve(&mut self, n: usize) {
+        self.map.reserve(n);
+    }
+
     /// Adds or replaces a symbol: of several exporters, the last one added wins.
     pub fn add(&mut self, name: &[u8], prefix_skipped: bool, crc: u64, owner: Option<u32>) {
         let name = match (prefix_skipped, self.prefix, name.split_first()) {
@@ -85,6 +91,20 @@ impl Symbols {
             _ => name,
         };
         self.map.insert(name.to_vec(), Symbol { owner, crc });
+    }
+
+    /// [`Symbols::add`] for a module's export, keeping the name's allocation.
+    pub fn add_export(&mut self, mut name: Vec<u8>, crc: u64, owner: u32) {
+        if self.prefix.is_some() && name.first() == self.prefix.as_ref() {
+            name.remove(0);
+        }
+        self.map.insert(
+            name,
+            Symbol {
+                owner: Some(owner),
+                crc,
+            },
+        );
     }
 
     /// Looks up a needed symbol, ignoring a leading `.` (PPC64) and the prefix.

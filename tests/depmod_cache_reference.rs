@@ -9,6 +9,7 @@
 //! each step is printed (`cargo test -- --nocapture`).
 
 mod common;
+mod depmod_support;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
@@ -16,68 +17,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ours, reference, Tree};
+use common::{module_files_under, ours, reference, Rng, Tree};
+use depmod_support::OUTPUTS;
 use kmod_rs::depmod::cache::{FILE_NAME, RACY_MARGIN_NS};
 
 /// Changes per tree: each of the ten kinds three times, in random order.
 const KINDS: usize = 10;
 const STEPS: usize = 3 * KINDS;
 
-/// The eleven files depmod writes.
-const OUTPUTS: [&str; 11] = [
-    "modules.dep",
-    "modules.dep.bin",
-    "modules.alias",
-    "modules.alias.bin",
-    "modules.softdep",
-    "modules.weakdep",
-    "modules.symbols",
-    "modules.symbols.bin",
-    "modules.builtin.bin",
-    "modules.builtin.alias.bin",
-    "modules.devname",
-];
-
-/// xorshift64*: a small seeded generator, so that a failing sequence can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 fn settle() {
     std::thread::sleep(Duration::from_nanos(RACY_MARGIN_NS as u64) + Duration::from_millis(200));
-}
-
-fn is_module(name: &str) -> bool {
-    [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
-        .iter()
-        .any(|s| name.ends_with(s))
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let ty = entry.file_type().unwrap();
-        if ty.is_dir() {
-            walk(&entry.path(), out);
-        } else if is_module(&entry.file_name().to_string_lossy()) {
-            out.push(entry.path());
-        }
-    }
 }
 
 fn xz_decode(data: &[u8]) -> Vec<u8> {
@@ -203,10 +152,7 @@ struct Sequence {
 
 impl Sequence {
     fn modules(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        walk(&self.dir, &mut out);
-        out.sort();
-        out
+        module_files_under(&self.dir)
     }
 
     /// A module file small enough to recompress quickly, not a symbolic link.
@@ -395,18 +341,9 @@ impl Sequence {
 fn run_sequence(name: &'static str, seed: u64) {
     let started = Instant::now();
     let tree = Tree::get(name);
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("depmod-cache-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
     // A real copy: changes never reach the shared tree, and no other process's
     // hard links change these files' ctimes.
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(&tree.pristine)
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let root = tree.copy("depmod-cache", false);
     let conf = root.join("depmod.d");
     std::fs::create_dir_all(&conf).unwrap();
     let mut seq = Sequence {

@@ -6,33 +6,16 @@ mod common;
 mod depmod_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ours, Tree};
+use common::{ours, Rng, Tree};
 use depmod_support::{temporaries, OUTPUTS};
 
 const KILLS: usize = 40;
 
 type Set = BTreeMap<&'static str, Vec<u8>>;
-
-/// xorshift64*: reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn read_set(dir: &Path) -> Set {
     OUTPUTS
@@ -113,17 +96,7 @@ fn killed_at_random_moments() {
     let mut rng = Rng(seed);
 
     let tree = Tree::get("trixie-amd64");
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("depmod-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    // Hard links: depmod replaces its files by rename, never writing into others.
-    let copied = Command::new("cp")
-        .arg("-al")
-        .arg(&tree.pristine)
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    let root = tree.copy("depmod-kill", true);
     let dir = tree.module_dir(&root);
 
     // The old set: the tree without its wireless drivers.

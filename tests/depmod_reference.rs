@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{assert_same_output, ours, reference, run, Tree};
@@ -26,34 +25,6 @@ fn files(dir: &Path) -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
-/// A private copy of a tree's pristine root (hard links where possible: depmod
-/// replaces its output files by renaming, never writing into existing ones).
-fn copy_pristine(tree: &Tree) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "depmod-{}-{}",
-        tree.name,
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&root);
-    let linked = Command::new("cp")
-        .arg("-al")
-        .arg(&tree.pristine)
-        .arg(&root)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !linked {
-        let _ = std::fs::remove_dir_all(&root);
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(&tree.pristine)
-            .arg(&root)
-            .status()
-            .unwrap();
-        assert!(copied.success(), "copying {}", tree.pristine.display());
-    }
-    root
-}
-
 /// Our depmod run once per tree on a copy of it; the root of that copy.
 fn our_output(name: &'static str) -> &'static Path {
     static DONE: OnceLock<Vec<(&'static str, PathBuf)>> = OnceLock::new();
@@ -62,7 +33,7 @@ fn our_output(name: &'static str) -> &'static Path {
             .iter()
             .map(|&name| {
                 let tree = Tree::get(name);
-                let root = copy_pristine(&tree);
+                let root = tree.copy("depmod", true);
                 let args: [OsString; 3] =
                     ["-b".into(), root.clone().into(), tree.kver.clone().into()];
                 let out = run(&ours("depmod"), &args);
@@ -279,7 +250,7 @@ fn bad_input_on_a_real_tree() {
     // file named .ko and a depmod.d with bad lines. Both depmods run on the same copy
     // (so paths in messages agree) and must print, exit and write alike.
     let tree = Tree::get("bookworm-amd64");
-    let root = copy_pristine(&tree);
+    let root = tree.copy("depmod", true);
     let dir = tree.module_dir(&root);
     std::fs::remove_file(dir.join("modules.order")).unwrap();
     let victim = dir.join("kernel/drivers/net/dummy.ko");

@@ -79,29 +79,85 @@ impl Tree {
 
     /// Every module file of the pristine tree, sorted.
     pub fn module_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        walk(&self.module_dir(&self.pristine), &mut out);
-        out.retain(|p| {
-            let n = p.file_name().unwrap().to_string_lossy();
-            [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
-                .iter()
-                .any(|s| n.ends_with(s))
-        });
-        out.sort();
+        let out = module_files_under(&self.module_dir(&self.pristine));
         assert!(!out.is_empty(), "no modules in tree {}", self.name);
         out
     }
+
+    /// A private copy of the pristine tree, `<target tmp>/<tag>-<tree>-<pid>`. With
+    /// `hard_links` where the filesystem allows (enough for depmod, which replaces its
+    /// files by rename and never writes into others); else, or without, a real copy
+    /// (whose files no other process's links can change).
+    pub fn copy(&self, tag: &str, hard_links: bool) -> PathBuf {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{tag}-{}-{}",
+            self.name,
+            std::process::id()
+        ));
+        let cp = |flags: &str| {
+            let _ = std::fs::remove_dir_all(&root);
+            Command::new("cp")
+                .arg(flags)
+                .arg(&self.pristine)
+                .arg(&root)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        assert!(
+            (hard_links && cp("-al")) || cp("-a"),
+            "copying {}",
+            self.pristine.display()
+        );
+        root
+    }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let ty = entry.file_type().unwrap();
-        if ty.is_dir() {
-            walk(&entry.path(), out);
-        } else {
-            out.push(entry.path());
+/// Every module file (`.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`) below `dir`, sorted.
+pub fn module_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else if [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                out.push(entry.path());
+            }
         }
+    }
+    out.sort();
+    out
+}
+
+/// xorshift64*: a small seeded generator, so that a failing random sequence can
+/// be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

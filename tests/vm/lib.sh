@@ -108,20 +108,12 @@ expect_output() {
 same_as_ref() {
     _desc=$1 _tool=$2
     shift 2
-    run ours "/sbin/$_tool" "$@"
-    run ref "/ref/bin/$_tool" "$@"
-    _ok=1
-    for _s in out err rc; do
-        cmp -s "$T/ours.$_s" "$T/ref.$_s" || _ok=0
-    done
-    if [ $_ok = 1 ]; then
+    _run_both "$_tool" "$@"
+    if cmp -s "$T/ours.out" "$T/ref.out" && cmp -s "$T/ours.err" "$T/ref.err" &&
+        cmp -s "$T/ours.rc" "$T/ref.rc"; then
         pass "$_desc"
     else
-        fail "$_desc: $_tool${*:+ $*} differs from reference kmod (exit $(cat "$T/ours.rc"), reference $(cat "$T/ref.rc"))"
-        for _s in out err; do
-            cmp -s "$T/ours.$_s" "$T/ref.$_s" ||
-                diff -u "$T/ref.$_s" "$T/ours.$_s" | sed "s/^/    std$_s | /"
-        done
+        _differs "$_desc: $_tool${*:+ $*} differs from reference kmod"
     fi
 }
 
@@ -132,27 +124,34 @@ same_as_ref() {
 same_as_ref_explained() {
     _desc=$1 _tool=$2
     shift 2
-    run ours "/sbin/$_tool" "$@"
-    run ref "/ref/bin/$_tool" "$@"
+    _run_both "$_tool" "$@"
     _n=$(wc -l < "$T/ref.err")
     head -n "$_n" "$T/ours.err" > "$T/ours.kmod.err"
     tail -n +"$((_n + 1))" "$T/ours.err" > "$T/ours.extra.err"
-    _ok=1
-    for _s in out rc; do
-        cmp -s "$T/ours.$_s" "$T/ref.$_s" || _ok=0
-    done
-    cmp -s "$T/ours.kmod.err" "$T/ref.err" || _ok=0
-    ! grep -qv "^$_tool: ERROR: " "$T/ours.extra.err" || _ok=0
-    if [ $_ok = 1 ]; then
+    if cmp -s "$T/ours.out" "$T/ref.out" && cmp -s "$T/ours.kmod.err" "$T/ref.err" &&
+        cmp -s "$T/ours.rc" "$T/ref.rc" && ! grep -qv "^$_tool: ERROR: " "$T/ours.extra.err"; then
         pass "$_desc"
         sed 's/^/    explained | /' "$T/ours.extra.err"
     else
-        fail "$_desc: $_tool${*:+ $*} differs from reference kmod, or adds lines that are not explanations (exit $(cat "$T/ours.rc"), reference $(cat "$T/ref.rc"))"
-        for _s in out err; do
-            cmp -s "$T/ours.$_s" "$T/ref.$_s" ||
-                diff -u "$T/ref.$_s" "$T/ours.$_s" | sed "s/^/    std$_s | /"
-        done
+        _differs "$_desc: $_tool${*:+ $*} differs from reference kmod, or adds lines that are not explanations"
     fi
+}
+
+# _run_both TOOL ARGS...: our TOOL and reference kmod's, as the runs ours and ref.
+_run_both() {
+    _tool=$1
+    shift
+    run ours "/sbin/$_tool" "$@"
+    run ref "/ref/bin/$_tool" "$@"
+}
+
+# _differs WHAT: fails with WHAT, both exit statuses and the differences.
+_differs() {
+    fail "$1 (exit $(cat "$T/ours.rc"), reference $(cat "$T/ref.rc"))"
+    for _s in out err; do
+        cmp -s "$T/ours.$_s" "$T/ref.$_s" ||
+            diff -u "$T/ref.$_s" "$T/ours.$_s" | sed "s/^/    std$_s | /"
+    done
 }
 
 # Module names in /proc/modules, one a line, sorted.

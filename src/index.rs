@@ -709,6 +709,7 @@ mod tests {
         found.into_iter().map(|v| text(v.value)).collect()
     }
 
+    /// Index values as text for comparing with literals (display only).
     fn text(bytes: &[u8]) -> String {
         String::from_utf8_lossy(bytes).into_owned()
     }

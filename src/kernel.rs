@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::kmod::DeleteModuleFlags;
 
 use crate::compat::{io_strerror, until_nul};
+use crate::msg;
 
 use crate::compression::{self, Compression};
 use crate::elf::ModuleElf;
@@ -169,17 +170,35 @@ pub enum InitState {
     Going,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum StateError {
-    #[error("not loaded")]
     NotLoaded,
-    #[error("unknown /sys/module/{}/initstate: '{}'", show(.0), show(.1))]
     Unknown(Vec<u8>, Vec<u8>),
-    #[error("could not read /sys/module/{}/initstate: {}", show(.0), io_strerror(.1))]
     Io(Vec<u8>, io::Error),
 }
 
-/// Bytes in a message (display only).
+impl StateError {
+    /// The message, with the module's name and the file's text as they are.
+    pub fn message(&self) -> Vec<u8> {
+        match self {
+            StateError::NotLoaded => b"not loaded".to_vec(),
+            StateError::Unknown(module, text) => {
+                msg!["unknown /sys/module/", module, "/initstate: '", text, "'"]
+            }
+            StateError::Io(module, e) => {
+                msg![
+                    "could not read /sys/module/",
+                    module,
+                    "/initstate: ",
+                    io_strerror(e)
+                ]
+            }
+        }
+    }
+}
+
+/// Kernel text inside an io::Error or an error's Display, which are text: a bad
+/// refcnt, an unknown compression name in sysfs (display only).
 fn show(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
 }
@@ -216,21 +235,31 @@ pub fn refcnt(kernel: &dyn Kernel, module: &[u8]) -> io::Result<i64> {
 }
 
 /// Why rmmod refuses to remove a module without `--force`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum Refusal {
-    #[error("Module {} is builtin.", show(.0))]
     Builtin(Vec<u8>),
-    #[error("Module {} is not currently loaded", show(.0))]
     NotLoaded(Vec<u8>),
-    #[error("{0}")]
     State(StateError),
     /// Holders in directory order, on one line, as kmod 34.2 prints them.
-    #[error("Module {} is in use by: {}", show(.0), show(&.1.join(&b' ')))]
     Holders(Vec<u8>, Vec<Vec<u8>>),
-    #[error("Module {} is in use", show(.0))]
     InUse(Vec<u8>),
-    #[error("Module unloading is not supported")]
     UnloadingUnsupported,
+}
+
+impl Refusal {
+    /// kmod's message, with the module's name as given.
+    pub fn message(&self) -> Vec<u8> {
+        match self {
+            Refusal::Builtin(m) => msg!["Module ", m, " is builtin."],
+            Refusal::NotLoaded(m) => msg!["Module ", m, " is not currently loaded"],
+            Refusal::State(e) => e.message(),
+            Refusal::Holders(m, holders) => {
+                msg!["Module ", m, " is in use by: ", holders.join(&b' ')]
+            }
+            Refusal::InUse(m) => msg!["Module ", m, " is in use"],
+            Refusal::UnloadingUnsupported => b"Module unloading is not supported".to_vec(),
+        }
+    }
 }
 
 /// rmmod's checks before `delete_module`: builtin, loaded, held, in use.
@@ -402,6 +431,7 @@ pub fn insert_module(
         if flags.force_modversion {
             kflags |= MODULE_INIT_IGNORE_MODVERSIONS;
         }
+        // Debug log, text (display only).
         tracing::debug!(
             "finit_module {} flags={kflags:#x} params='{}'",
             path.display(),
@@ -721,7 +751,7 @@ mod tests {
         let refusal = |name: &str, builtin| {
             check_removable(&k, name.as_bytes(), builtin)
                 .err()
-                .map(|e| e.to_string())
+                .map(|e| String::from_utf8(e.message()).unwrap())
         };
         assert_eq!(refusal("m", true).as_deref(), Some("Module m is builtin."));
         assert_eq!(

@@ -379,7 +379,7 @@ impl<'a> Context<'a> {
             Ok(State::Live | State::Builtin) => true,
             Ok(_) | Err(StateError::NotLoaded) => false,
             Err(e) => {
-                self.sink.error(e);
+                self.sink.log_bytes(Priority::Error, e.message());
                 false
             }
         }
@@ -458,6 +458,7 @@ impl<'a> Context<'a> {
         list: &mut Vec<ModId>,
     ) {
         if self.modules[id].visited {
+            // Debug log, text (display only).
             tracing::debug!(
                 "Ignore module '{}': already visited",
                 String::from_utf8_lossy(&self.modules[id].name)
@@ -521,6 +522,7 @@ impl<'a> Context<'a> {
         let mut result = Ok(());
         for m in list {
             let err = if !flags.ignore_loaded && self.in_kernel(m) {
+                // Debug log, text (display only).
                 tracing::debug!(
                     "Ignoring module '{}': already loaded",
                     String::from_utf8_lossy(&self.modules[m].name)

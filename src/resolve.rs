@@ -90,6 +90,8 @@ impl Found {
     }
 }
 
+/// Callers print their own messages with the alias's bytes; this text is for
+/// debugging only, hence lossy.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LookupError {
     #[error("invalid alias '{}': unbalanced brackets", String::from_utf8_lossy(.0))]
@@ -229,6 +231,7 @@ pub fn lookup(
     chain: &[Step],
 ) -> Result<Vec<Found>, LookupError> {
     let alias = alias_normalize(given).ok_or_else(|| LookupError::InvalidAlias(given.to_vec()))?;
+    // Debug log, text (display only).
     tracing::debug!(
         "input alias={}, normalized={}",
         String::from_utf8_lossy(given),

@@ -293,3 +293,35 @@ fn index_bytes_reach_the_output() {
     let resolved = run_as(&ours("modprobe"), "modprobe", args(&[b"-R", b"caf\xe9:x"]));
     assert_eq!(resolved.stdout, b"mod_\xff\n");
 }
+
+/// Error messages that name what was given print its bytes: a bad depmod version,
+/// a module rmmod cannot remove, a bad `--wait` value, an unknown kmod command.
+#[test]
+fn error_messages_name_arguments_by_their_bytes() {
+    assert_same(
+        "depmod with a bad version",
+        both("depmod", &[os(b"-n"), os(b"caf\xe9 x")], &[]),
+    );
+    assert_same(
+        "rmmod of a module that is not loaded",
+        both("rmmod", &[os(b"caf\xe9")], &[]),
+    );
+    assert_same(
+        "modprobe --wait with a bad value",
+        both(
+            "modprobe",
+            &[os(b"-r"), os(b"--wait=\xe9"), os(b"dummy")],
+            &[],
+        ),
+    );
+    // kmod's help follows on stdout; ours also lists sign and verify.
+    let [a, b] = both("kmod", &[os(b"caf\xe9")], &[]);
+    assert_eq!(a.stderr, b"invalid command 'caf\xe9'\n");
+    assert_eq!((&a.stderr, a.status.code()), (&b.stderr, b.status.code()));
+    let ours_without_additions: Vec<&[u8]> = a
+        .stdout
+        .split_inclusive(|&c| c == b'\n')
+        .filter(|l| !l.starts_with(b"  sign ") && !l.starts_with(b"  verify "))
+        .collect();
+    assert_eq!(ours_without_additions.concat(), b.stdout, "kmod's help");
+}

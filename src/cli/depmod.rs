@@ -212,10 +212,7 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         .unwrap_or_default();
     let version = match positional.first() {
         Some(v) if !is_version_number(v) => {
-            log.log_bytes(
-                Priority::Error,
-                msgf!("Bad version passed {}", String::from_utf8_lossy(v)),
-            );
+            log.log_bytes(Priority::Error, msgf!("Bad version passed {}", v));
             return 1;
         }
         Some(v) => v.clone(),
@@ -343,10 +340,7 @@ fn directories(m: &ArgMatches, version: &[u8], log: &Sink) -> Option<(Vec<u8>, V
         if dir.len() >= PATH_MAX {
             log.log_bytes(
                 Priority::Error,
-                msgf!(
-                    "Bad directory {}: path too long",
-                    String::from_utf8_lossy(dir)
-                ),
+                msgf!("Bad directory {}: path too long", dir),
             );
             return None;
         }

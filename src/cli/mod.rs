@@ -2,6 +2,8 @@
 //! `getopt_long` where callers can tell) and printing. Logic lives in the library.
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -34,7 +36,8 @@ fn print_kmod_version() {
     println!("{VERSION_TEXT}kmod-rs {}", env!("CARGO_PKG_VERSION"));
 }
 
-/// The program name messages use: argv[0] as given (lossy only for display).
+/// The program name messages use: argv[0] as given. Lossy, for display only: the
+/// tools' names are ASCII, and the name is only ever printed.
 pub fn argv0(args: &[OsString]) -> String {
     args.first()
         .map(|a| a.to_string_lossy().into_owned())
@@ -85,11 +88,12 @@ pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
         kmod_help();
         return 1;
     };
-    let command = command.to_string_lossy().into_owned();
-    let args: Vec<OsString> = std::iter::once(OsString::from(&command))
-        .chain(rest)
-        .collect();
-    match command.as_str() {
+    // Every command's name is ASCII; any other word is an invalid one, printed as given.
+    let Some(name) = command.to_str().map(str::to_owned) else {
+        return invalid_command(command.as_bytes());
+    };
+    let args: Vec<OsString> = std::iter::once(command).chain(rest).collect();
+    match name.as_str() {
         "help" => {
             kmod_help();
             0
@@ -98,12 +102,16 @@ pub fn run_kmod(argv0: &str, args: Vec<OsString>) -> i32 {
         "static-nodes" => static_nodes::run(argv0, args),
         "sign" => sign::run(argv0, args),
         "verify" => verify::run(argv0, args),
-        _ => run_tool(&command, &command, args).unwrap_or_else(|| {
-            eprintln!("invalid command '{command}'");
-            kmod_help();
-            1
-        }),
+        _ => run_tool(&name, &name, args).unwrap_or_else(|| invalid_command(name.as_bytes())),
     }
+}
+
+fn invalid_command(command: &[u8]) -> i32 {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(&crate::msg!["invalid command '", command, "'\n"]);
+    drop(err);
+    kmod_help();
+    1
 }
 
 fn kmod_help() {
@@ -125,6 +133,7 @@ fn kmod_help() {
          rmmod        compat rmmod command\n  \
          insmod       compat insmod command\n  \
          modinfo      compat modinfo command\n  \
+         modprobe     compat modprobe command\n  \
          depmod       compat depmod command\n"
     );
 }
@@ -144,7 +153,9 @@ pub fn parse(cmd: Command, argv0: &str, args: Vec<OsString>) -> Result<ArgMatche
         .infer_long_args(true)
         .dont_collapse_args_in_usage(true);
     let words: Vec<OsString> = args.into_iter().skip(1).collect();
-    let last = words.last().map(|w| w.to_string_lossy().into_owned());
+    let last_is_long = words
+        .last()
+        .is_some_and(|w| w.as_bytes().starts_with(b"--"));
     match cmd.clone().try_get_matches_from(&words) {
         Ok(m) => Ok(m),
         Err(e) => {
@@ -152,7 +163,7 @@ pub fn parse(cmd: Command, argv0: &str, args: Vec<OsString>) -> Result<ArgMatche
             if let Some(m) = early_help_or_version(&cmd, &words, &e) {
                 return Ok(m);
             }
-            report_clap_error(&cmd, argv0, &e, last.as_deref());
+            report_clap_error(&cmd, argv0, &e, last_is_long);
             Err(1)
         }
     }
@@ -181,7 +192,7 @@ fn early_help_or_version(cmd: &Command, words: &[OsString], e: &clap::Error) -> 
     None
 }
 
-fn report_clap_error(cmd: &Command, argv0: &str, e: &clap::Error, last: Option<&str>) {
+fn report_clap_error(cmd: &Command, argv0: &str, e: &clap::Error, last_is_long: bool) {
     let invalid = match e.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => s.clone(),
         _ => String::new(),
@@ -195,18 +206,18 @@ fn report_clap_error(cmd: &Command, argv0: &str, e: &clap::Error, last: Option<&
             let arg = cmd
                 .get_arguments()
                 .find(|a| invalid.starts_with(&arg_display(a)));
-            match (arg, last) {
-                (Some(a), Some(l)) if l.starts_with("--") => {
+            match arg {
+                Some(a) if last_is_long => {
                     eprintln!(
                         "{argv0}: option '--{}' requires an argument",
                         a.get_long().unwrap_or_default()
                     )
                 }
-                (Some(a), _) => eprintln!(
+                Some(a) => eprintln!(
                     "{argv0}: option requires an argument -- '{}'",
                     a.get_short().unwrap_or('?')
                 ),
-                (None, _) => eprintln!("{argv0}: {}", first_line(e)),
+                None => eprintln!("{argv0}: {}", first_line(e)),
             }
         }
         ErrorKind::TooManyValues => {

@@ -16,6 +16,7 @@ use crate::json::Json;
 use crate::kernel::LiveKernel;
 use crate::module::{options_from_words, ModuleFile};
 use crate::msg;
+use crate::msgf;
 use crate::probe::{Action, Actions, Context, ModId, ProbeFlags, RemoveError, RemoveFlags};
 use crate::resolve::IndexKind;
 
@@ -329,10 +330,7 @@ pub fn run(argv0: &str, mut args: Vec<OsString>) -> i32 {
         Some(w) => match strtoul_whole(w.as_bytes(), 0) {
             Some(ms) => Duration::from_millis(ms),
             None => {
-                early.error(format_args!(
-                    "unexpected wait value '{}'.",
-                    w.to_string_lossy()
-                ));
+                early.log_bytes(Priority::Error, msgf!("unexpected wait value '{}'.", w));
                 return 1;
             }
         },

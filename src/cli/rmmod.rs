@@ -12,6 +12,8 @@ use crate::module::{name_from_path, normalize_name};
 use crate::resolve::ModuleDir;
 
 use crate::compat::strerror;
+use crate::diag::Priority;
+use crate::msgf;
 
 use super::{flag, start_tool, with_common_flags, words};
 
@@ -45,16 +47,15 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
     let live = LiveKernel::default();
     let mut ok = true;
     for arg in &names {
-        let shown = arg.to_string_lossy();
         // An existing file (relative to the cwd) names its module; anything else is a name.
         let name = if Path::new(arg).exists() {
             match name_from_path(arg.as_bytes()) {
                 Some(name) => name,
                 None => {
-                    log.error(format_args!(
-                        "could not use module {shown}: {}",
-                        strerror(Errno::ENOENT)
-                    ));
+                    log.log_bytes(
+                        Priority::Error,
+                        msgf!("could not use module {}: {}", arg, strerror(Errno::ENOENT)),
+                    );
                     return 1;
                 }
             }
@@ -64,21 +65,20 @@ pub fn run(argv0: &str, args: Vec<OsString>) -> i32 {
         if !force {
             let builtin = dir.as_ref().is_some_and(|d| d.is_builtin(&name));
             if let Err(refusal) = kernel::check_removable(&live, &name, builtin) {
-                log.error(refusal);
+                log.log_bytes(Priority::Error, refusal.message());
                 ok = false;
                 continue;
             }
         }
         if let Err(e) = kernel::remove_module(&live, &name, force) {
-            log.error(format_args!(
-                "could not remove '{}': {}",
-                String::from_utf8_lossy(&name),
-                strerror(e)
-            ));
-            log.error(format_args!(
-                "could not remove module {shown}: {}",
-                strerror(e)
-            ));
+            log.log_bytes(
+                Priority::Error,
+                msgf!("could not remove '{}': {}", name, strerror(e)),
+            );
+            log.log_bytes(
+                Priority::Error,
+                msgf!("could not remove module {}: {}", arg, strerror(e)),
+            );
             ok = false;
         }
     }

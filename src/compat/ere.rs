@@ -1463,6 +1463,7 @@ mod tests {
             assert_eq!(
                 is_match(&pattern, text),
                 Ok(want),
+                // Assertion messages (display only).
                 "{:?}",
                 String::from_utf8_lossy(&pattern[..pattern.len().min(40)])
             );
@@ -1549,6 +1550,7 @@ mod tests {
         /// Compiles `pattern` with both and compares the error kind, or every verdict.
         fn compare(pattern: &[u8], texts: &[Vec<u8>], counts: &mut Counts) {
             counts.patterns += 1;
+            // For assertion messages (display only).
             let shown = String::from_utf8_lossy(pattern);
             let regex = match Regex::new(pattern) {
                 Ok(regex) => regex,
@@ -1580,7 +1582,7 @@ mod tests {
                 assert_eq!(
                     regex.is_match(text),
                     want,
-                    "regexec({shown:?}, {:?})",
+                    "regexec({shown:?}, {:?})", // display only
                     String::from_utf8_lossy(text)
                 );
             }

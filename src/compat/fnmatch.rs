@@ -599,6 +599,7 @@ mod tests {
             assert_eq!(
                 fnmatch_bytes(&pattern, &s),
                 want,
+                // Assertion message (display only).
                 "fnmatch({:?}, {:?})",
                 String::from_utf8_lossy(&pattern),
                 String::from_utf8_lossy(&s)

@@ -76,16 +76,16 @@ impl PrivateKey {
     pub fn from_pem(text: &[u8]) -> Result<PrivateKey, KeyError> {
         for block in pem::blocks(text)? {
             let bad = |e: &dyn std::fmt::Display| KeyError::BadPrivateKey(e.to_string());
-            match block.label.as_str() {
-                "ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
+            match &block.label[..] {
+                b"ENCRYPTED PRIVATE KEY" => return Err(KeyError::Encrypted),
                 _ if block.is_encrypted() => return Err(KeyError::Encrypted),
-                "PRIVATE KEY" => return Self::from_pkcs8(&block.der),
-                "RSA PRIVATE KEY" => {
+                b"PRIVATE KEY" => return Self::from_pkcs8(&block.der),
+                b"RSA PRIVATE KEY" => {
                     let key =
                         rsa::RsaPrivateKey::from_pkcs1_der(&block.der).map_err(|e| bad(&e))?;
                     return rsa_key(key);
                 }
-                "EC PRIVATE KEY" => {
+                b"EC PRIVATE KEY" => {
                     // The key names its curve; each curve's reader checks it.
                     if let Ok(key) = p256::SecretKey::from_sec1_der(&block.der) {
                         return Ok(PrivateKey::P256(key));
@@ -383,10 +383,10 @@ pub fn read_certificates(data: &[u8]) -> Result<Vec<Certificate>, KeyError> {
         return Ok(certs);
     }
     for block in pem::blocks(data)? {
-        match block.label.as_str() {
-            "CERTIFICATE" | "X509 CERTIFICATE" => certs.push(Certificate::from_der(&block.der)?),
+        match &block.label[..] {
+            b"CERTIFICATE" | b"X509 CERTIFICATE" => certs.push(Certificate::from_der(&block.der)?),
             // OpenSSL's trusted form: the certificate followed by its trust settings.
-            "TRUSTED CERTIFICATE" => {
+            b"TRUSTED CERTIFICATE" => {
                 let mut reader = SliceReader::new(&block.der)
                     .map_err(|e| KeyError::BadCertificate(e.to_string()))?;
                 let cert = x509_cert::Certificate::decode(&mut reader)

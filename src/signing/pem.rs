@@ -7,9 +7,9 @@
 /// One PEM block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
-    pub label: String,
+    pub label: Vec<u8>,
     /// The header lines between BEGIN and the body (`Proc-Type`, `DEK-Info`).
-    pub headers: Vec<String>,
+    pub headers: Vec<Vec<u8>>,
     pub der: Vec<u8>,
 }
 
@@ -18,16 +18,16 @@ impl Block {
     pub fn is_encrypted(&self) -> bool {
         self.headers
             .iter()
-            .any(|h| h.starts_with("Proc-Type:") && h.contains("ENCRYPTED"))
+            .any(|h| h.starts_with(b"Proc-Type:") && h.windows(9).any(|w| w == b"ENCRYPTED"))
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PemError {
-    #[error("PEM block {0} has no END line")]
-    Unterminated(String),
-    #[error("PEM block {0} is not valid base64")]
-    Base64(String),
+    #[error("PEM block {} has no END line", label_text(.0))]
+    Unterminated(Vec<u8>),
+    #[error("PEM block {} is not valid base64", label_text(.0))]
+    Base64(Vec<u8>),
 }
 
 /// Every block in `text`, in order. A block that is cut off or whose body does not
@@ -42,20 +42,20 @@ pub fn blocks(text: &[u8]) -> Result<Vec<Block>, PemError> {
         else {
             continue;
         };
-        let label = String::from_utf8_lossy(label).into_owned();
-        let end = format!("-----END {label}-----");
+        let label = label.to_vec();
+        let end = [&b"-----END "[..], &label, b"-----"].concat();
         let mut headers = Vec::new();
         let mut body = Vec::new();
         let mut in_headers = true;
         let mut ended = false;
         for line in lines.by_ref() {
-            if line == end.as_bytes() {
+            if line == end {
                 ended = true;
                 break;
             }
             if in_headers {
                 if line.contains(&b':') {
-                    headers.push(String::from_utf8_lossy(line).into_owned());
+                    headers.push(line.to_vec());
                     continue;
                 }
                 in_headers = false;
@@ -76,6 +76,11 @@ pub fn blocks(text: &[u8]) -> Result<Vec<Block>, PemError> {
         });
     }
     Ok(out)
+}
+
+/// A label inside an error message, which is text (display only).
+fn label_text(label: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(label)
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
@@ -157,13 +162,13 @@ mod tests {
             TWE=\n-----END RSA PRIVATE KEY-----\n  -----BEGIN CERTIFICATE-----  \nTQ==\n-----END CERTIFICATE-----";
         let blocks = blocks(text).unwrap();
         assert_eq!(blocks.len(), 3);
-        assert_eq!(blocks[0].label, "PRIVATE KEY");
+        assert_eq!(blocks[0].label, b"PRIVATE KEY");
         assert_eq!(blocks[0].der, b"Man");
         assert!(!blocks[0].is_encrypted());
-        assert_eq!(blocks[1].label, "RSA PRIVATE KEY");
+        assert_eq!(blocks[1].label, b"RSA PRIVATE KEY");
         assert_eq!(blocks[1].der, b"Ma");
         assert!(blocks[1].is_encrypted());
-        assert_eq!(blocks[2].label, "CERTIFICATE");
+        assert_eq!(blocks[2].label, b"CERTIFICATE");
         assert_eq!(blocks[2].der, b"M");
     }
 
@@ -178,5 +183,16 @@ mod tests {
             Err(PemError::Base64("X".into()))
         );
         assert_eq!(blocks(b"no PEM here\n\xff\xfe").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_label_that_is_not_utf8_still_meets_its_end_line() {
+        let found = blocks(b"-----BEGIN \xe9-----\nTWFu\n-----END \xe9-----\n").unwrap();
+        assert_eq!(found[0].label, b"\xe9");
+        assert_eq!(found[0].der, b"Man");
+        assert_eq!(
+            blocks(b"-----BEGIN \xe9-----\nTWFu\n-----END \xe8-----\n"),
+            Err(PemError::Unterminated(b"\xe9".to_vec()))
+        );
     }
 }

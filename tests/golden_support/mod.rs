@@ -13,14 +13,17 @@ use std::process::{Command, Output};
 pub const KVER: &str = kogen::demo::KVER;
 
 /// One command line: `$ROOT` stands for the tree's root, `$MODDIR` for its module
-/// directory, `$KVER` for its version.
+/// directory, `$KVER` for its version, and [`DEMO_CONFIG`] for modprobe's options
+/// that point it at the tree.
 pub struct Case {
     pub name: &'static str,
     pub tool: &'static str,
     pub args: &'static [&'static str],
 }
 
-const MP: &str = "-C";
+/// modprobe on the demo tree with its own configuration:
+/// `-C $ROOT/etc/modprobe.d -d $ROOT -S $KVER`.
+const DEMO_CONFIG: &str = "$DEMO_CONFIG";
 
 /// The depmod run that indexes the tree; its output files are golden too.
 pub const DEPMOD: Case = Case {
@@ -115,71 +118,28 @@ pub const CASES: &[Case] = &[
     Case {
         name: "modprobe-softdep-from-module",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-D",
-            "demofs",
-        ],
+        args: &[DEMO_CONFIG, "-D", "demofs"],
     },
     Case {
         name: "modprobe-softdep-from-config",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-D",
-            "snd-demo",
-        ],
+        args: &[DEMO_CONFIG, "-D", "snd-demo"],
     },
     Case {
         name: "modprobe-config-alias-and-options",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-D",
-            "demo-eth",
-        ],
+        args: &[DEMO_CONFIG, "-D", "demo-eth"],
     },
     Case {
         name: "modprobe-command-line-options",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-D",
-            "demonet",
-            "extra=1",
-            "name=a b",
-        ],
+        args: &[DEMO_CONFIG, "-D", "demonet", "extra=1", "name=a b"],
     },
     Case {
         name: "modprobe-resolve-alias",
         tool: "modprobe",
         args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
+            DEMO_CONFIG,
             "-R",
             "pci:v00008086d000010D3sv00001234sd00005678bc02sc00i00",
         ],
@@ -187,43 +147,17 @@ pub const CASES: &[Case] = &[
     Case {
         name: "modprobe-resolve-builtin-alias",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-R",
-            "platform:demo-rtc",
-        ],
+        args: &[DEMO_CONFIG, "-R", "platform:demo-rtc"],
     },
     Case {
         name: "modprobe-builtin",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-D",
-            "demo_console",
-        ],
+        args: &[DEMO_CONFIG, "-D", "demo_console"],
     },
     Case {
         name: "modprobe-show-config",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-c",
-        ],
+        args: &[DEMO_CONFIG, "-c"],
     },
     Case {
         name: "modprobe-show-modversions",
@@ -241,79 +175,32 @@ pub const CASES: &[Case] = &[
     Case {
         name: "modprobe-install-command-dry-run",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-n",
-            "-v",
-            "demousb",
-            "x=1",
-        ],
+        args: &[DEMO_CONFIG, "-n", "-v", "demousb", "x=1"],
     },
     Case {
         name: "modprobe-install-command",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "demousb",
-            "x=1",
-        ],
+        args: &[DEMO_CONFIG, "demousb", "x=1"],
     },
     Case {
         name: "modprobe-blacklist",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-b",
-            "-D",
-            "demo-char",
-        ],
+        args: &[DEMO_CONFIG, "-b", "-D", "demo-char"],
     },
     Case {
         name: "modprobe-not-found",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "nosuchmodule",
-        ],
+        args: &[DEMO_CONFIG, "nosuchmodule"],
     },
     Case {
         name: "modprobe-quiet-not-found",
         tool: "modprobe",
-        args: &[
-            MP,
-            "$ROOT/etc/modprobe.d",
-            "-d",
-            "$ROOT",
-            "-S",
-            "$KVER",
-            "-q",
-            "nosuchmodule",
-        ],
+        args: &[DEMO_CONFIG, "-q", "nosuchmodule"],
     },
     Case {
         name: "modprobe-missing-parameters",
         tool: "modprobe",
-        args: &[MP, "$ROOT/etc/modprobe.d"],
+        args: &["-C", "$ROOT/etc/modprobe.d"],
     },
 ];
 
@@ -333,9 +220,15 @@ pub fn module_dir(root: &Path) -> PathBuf {
 /// The case's arguments with the placeholders filled in.
 pub fn args(case: &Case, root: &Path) -> Vec<OsString> {
     let moddir = module_dir(root);
+    let on_demo: &[&str] = &["-C", "$ROOT/etc/modprobe.d", "-d", "$ROOT", "-S", "$KVER"];
     case.args
         .iter()
+        .flat_map(|a| match *a {
+            DEMO_CONFIG => on_demo,
+            _ => std::slice::from_ref(a),
+        })
         .map(|a| {
+            // Test trees live under the target directory, whose path is UTF-8.
             let a = a
                 .replace("$MODDIR", &moddir.to_string_lossy())
                 .replace("$ROOT", &root.to_string_lossy())

@@ -14,20 +14,9 @@ cd "$(dirname "$0")/.."
 TARGET=x86_64-unknown-linux-musl
 PROFILE=release-small
 
-say() { echo "build-static: $*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
-
-# apt-get install, refreshing the package lists once if the first try fails (a
-# fresh machine may have none, or stale ones).
-apt_install() {
-    command -v apt-get >/dev/null || die "need $* but apt-get is not available"
-    say "installing $*"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2; then
-        apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 ||
-            die "apt-get install $* failed"
-    fi
-}
+prog=build-static die_status=1
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 
 command -v cargo >/dev/null || die "cargo not found"
 command -v rustup >/dev/null || die "rustup not found (needed to add the $TARGET target)"

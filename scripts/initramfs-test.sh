@@ -34,11 +34,9 @@
 set -euo pipefail
 
 prog=initramfs-test
-say() { echo "$prog: $*" >&2; }
-die() { say "ERROR: $*"; exit 2; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
-
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/common.sh
+. "$ROOT/scripts/common.sh"
 BIN='' NEGATIVE='' BOOT=1 TIMEOUT=240 EXTRA_APPEND='' VERBOSE=0 KEEP=0
 while getopts 'b:n:Bt:a:vkh' opt; do
     case $opt in
@@ -60,16 +58,6 @@ SECONDS=0
 step() { say "[$SECONDS s] $*"; }
 
 # --- host prerequisites -----------------------------------------------------
-apt_install() {
-    command -v apt-get >/dev/null || die "need packages $* but apt-get is not available"
-    say "installing $*"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2; then
-        apt-get update -qq >&2 || die "apt-get update failed"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 ||
-            die "apt-get install $* failed"
-    fi
-}
-is_static() { file -bL "$1" | grep -Eq 'statically linked|static-pie linked'; }
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v mke2fs >/dev/null || need+=(e2fsprogs)
@@ -77,20 +65,12 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v file >/dev/null || need+=(file)
 command -v sha256sum >/dev/null || need+=(coreutils)
-if [ ! -x /bin/busybox ] || ! { command -v file >/dev/null && is_static /bin/busybox; }; then
-    need+=(busybox-static)
-fi
-[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
-is_static /bin/busybox || die "/bin/busybox is not statically linked (install busybox-static)"
+install_with_static_busybox ${need[@]+"${need[@]}"}
 [ "$(id -u)" = 0 ] || die "needs root: mkinitramfs runs in a private mount namespace, chrooted"
 
 # --- kernel, module tree, reference kmod ------------------------------------
 step "fetching the reference kernel and kmod (scripts/fetch-reference.sh)"
-REFDIR=$("$ROOT/scripts/fetch-reference.sh" | tail -n1) || die "scripts/fetch-reference.sh failed"
-TREE=$REFDIR/trees/trixie-cloud
-KVER=$(cat "$TREE/KVER") || die "no trixie-cloud tree under $REFDIR/trees"
-KERNEL=$TREE/pristine/boot/vmlinuz-$KVER
-[ -f "$KERNEL" ] || die "no kernel image $KERNEL"
+find_reference_kernel
 [ -d "$TREE/pristine/usr/lib/modules/$KVER" ] || die "no module tree for $KVER"
 REFMODPROBE=$REFDIR/kmod/bin/modprobe REFDEPMOD=$REFDIR/kmod/bin/depmod
 if [ ! -x "$REFMODPROBE" ] || [ ! -x "$REFDEPMOD" ]; then die "reference kmod missing in $REFDIR/kmod"; fi

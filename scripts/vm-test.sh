@@ -31,11 +31,9 @@
 set -euo pipefail
 
 prog=vm-test
-say() { echo "$prog: $*" >&2; }
-die() { say "ERROR: $*"; exit 2; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
-
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/common.sh
+. "$ROOT/scripts/common.sh"
 BIN='' CPU=max,cx16=off TIMEOUT=240 MEM=512M SMP=2 EXTRA_APPEND='' VERBOSE=0 KEEP=0
 while getopts 'b:t:m:s:c:a:vkh' opt; do
     case $opt in
@@ -69,42 +67,20 @@ dups=$(for t in "${TESTS[@]}"; do basename "$t"; done | sort | uniq -d)
 [ -z "$dups" ] || die "guest tests with the same file name: $dups"
 
 # --- host prerequisites -----------------------------------------------------
-# Each command is installed from its Debian package when missing; the package
-# lists are refreshed only if a first install attempt fails.
-apt_install() {
-    command -v apt-get >/dev/null || die "need packages $* but apt-get is not available"
-    say "installing $*"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2; then
-        apt-get update -qq >&2 || die "apt-get update failed"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 ||
-            die "apt-get install $* failed"
-    fi
-}
-is_static() { file -bL "$1" | grep -Eq 'statically linked|static-pie linked'; }
-
+# Each command is installed from its Debian package when missing.
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v cpio >/dev/null || need+=(cpio)
 command -v dash >/dev/null || need+=(dash)
 command -v file >/dev/null || need+=(file)
 command -v timeout >/dev/null || need+=(coreutils)
-# The guest's utilities come from a static busybox; Debian's "busybox" package
-# is dynamically linked and conflicts with busybox-static, so check the binary.
-if [ ! -x /bin/busybox ] || ! { command -v file >/dev/null && is_static /bin/busybox; }; then
-    need+=(busybox-static)
-fi
-[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
-is_static /bin/busybox || die "/bin/busybox is not statically linked (install busybox-static)"
+# The guest's utilities come from a static busybox.
+install_with_static_busybox ${need[@]+"${need[@]}"}
 DASH=$(command -v dash)
 
 # --- kernel, module tree, reference kmod ------------------------------------
 say "fetching the reference kernel and kmod (scripts/fetch-reference.sh)"
-REFDIR=$("$ROOT/scripts/fetch-reference.sh" | tail -n1) || die "scripts/fetch-reference.sh failed"
-TREE=$REFDIR/trees/trixie-cloud
-[ -f "$TREE/KVER" ] || die "no trixie-cloud tree under $REFDIR/trees"
-KVER=$(cat "$TREE/KVER")
-KERNEL=$TREE/pristine/boot/vmlinuz-$KVER
-[ -f "$KERNEL" ] || die "no kernel image $KERNEL"
+find_reference_kernel
 # The "ref" copy of the tree holds the module files plus the indexes reference
 # depmod wrote, so name lookups work in the guest before our depmod exists.
 # (The package is merged-/usr; lib is a symlink to usr/lib there.)

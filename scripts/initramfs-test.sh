@@ -400,6 +400,15 @@ show_log() {
         { echo "----- guest console -----"; cat "$LOG"; echo "----- end of guest console -----"; } >&2
 }
 has() { grep -aqF -- "$1" "$LOG"; }
+# fail_on_reasons PREFIX SUMMARY: when the array why lists anything, shows the
+# console, each reason after PREFIX, then SUMMARY, and fails.
+fail_on_reasons() {
+    [ ${#why[@]} -gt 0 ] || return 0
+    show_log
+    for w in "${why[@]}"; do say "$1$w"; done
+    say "$2"
+    exit 1
+}
 grep -a -E '^KMODRS-(INITRAMFS|NEGATIVE|RESULT)|^KMODRS-ROOT (ok|FAIL)' "$LOG" | sed "s/^/$prog: guest: /" >&2 || true
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
     show_log
@@ -415,12 +424,8 @@ if [ -n "$NEGATIVE" ]; then
     has "ALERT!  /dev/vda does not exist" || why+=("initramfs-tools did not give up on /dev/vda")
     ! has "KMODRS-ROOT" || why+=("the root file system's init ran")
     ! has "KMODRS-RESULT PASS" || why+=("the test passed")
-    if [ ${#why[@]} -gt 0 ]; then
-        show_log
-        for w in "${why[@]}"; do say "negative control ($NEGATIVE): $w"; done
-        say "FAILED: the negative control did not fail the way it must (${secs}s)"
-        exit 1
-    fi
+    fail_on_reasons "negative control ($NEGATIVE): " \
+        "FAILED: the negative control did not fail the way it must (${secs}s)"
     say "negative control ($NEGATIVE): the boot failed as it must, after ${secs}s: no drivers loaded, initramfs-tools gave up on /dev/vda (total ${SECONDS}s)"
     exit 0
 fi
@@ -430,10 +435,5 @@ has "KMODRS-INITRAMFS kmod sha256 $BIN_SHA" || why+=("the initramfs's kmod is no
 grep -aq '^KMODRS-INITRAMFS kmod --version: .*kmod-rs' "$LOG" || why+=("kmod --version in the initramfs did not name kmod-rs")
 has "KMODRS-RESULT PASS" || why+=("the root file system's init did not report PASS")
 ! has "KMODRS-RESULT FAIL" || why+=("the root file system's init reported FAIL")
-if [ ${#why[@]} -gt 0 ]; then
-    show_log
-    for w in "${why[@]}"; do say "$w"; done
-    say "FAILED after ${secs}s of boot (qemu status $qrc)"
-    exit 1
-fi
+fail_on_reasons "" "FAILED after ${secs}s of boot (qemu status $qrc)"
 say "PASS: booted through initramfs-tools $IT_VERSION with our modprobe in ${secs}s (total ${SECONDS}s)"

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::{ours, reference, run, run_as};
-use depmod_support::{assert_same, text, Files, Fixture, KVER};
+use depmod_support::{assert_same, set_mtime, text, Files, Fixture, KVER};
 use kogen::Module;
 
 /// Runs both with exactly `args` (no -b or version added) and compares; both are
@@ -179,15 +179,6 @@ fn directories() {
     }
     assert_eq!(results[0], results[1], "-o outputs");
     assert_eq!(results[0].len(), 11);
-}
-
-fn set_mtime(path: &Path, time: SystemTime) {
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(time)
-        .unwrap();
 }
 
 /// `-A` with a stale modules.dep dated `dep_time` and every module file dated

@@ -6,12 +6,11 @@
 mod common;
 mod depmod_support;
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use common::ours;
-use depmod_support::{temporaries, text, Files, Fixture, KVER, OUTPUTS};
+use depmod_support::{set_mtime, temporaries, text, Files, Fixture, KVER, OUTPUTS};
 use kogen::Module;
 
 /// A few modules that depend on each other, in three directories.
@@ -29,15 +28,6 @@ fn run_ok(fixture: &Fixture, args: &[&str]) -> (Output, Files) {
     assert!(out.status.success(), "{args:?}: {out:?}");
     let files = fixture.outputs();
     (out, files)
-}
-
-fn set_mtime(path: &Path, time: SystemTime) {
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(time)
-        .unwrap();
 }
 
 /// Makes modules.dep look newer than every module, for `-A`.

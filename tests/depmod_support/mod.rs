@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::SystemTime;
 
 pub const KVER: &str = "4.4.4";
 
@@ -216,4 +217,14 @@ pub fn temporaries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Sets a file's modification time.
+pub fn set_mtime(path: &Path, time: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
 }

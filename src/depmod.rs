@@ -201,11 +201,10 @@ impl<'a> Depmod<'a> {
         if let Some(session) = session.as_mut() {
             session.wait(log);
         }
-        let mut loaded = read_all(&modules, session.as_mut());
+        let loaded = read_all(&modules, session.as_mut());
         let (deps, users, cache) = match session {
             None => {
-                move_exports(&modules, &mut loaded, &mut symbols, log);
-                let (deps, users) = resolve(&settings, &modules, &loaded, &symbols, log);
+                let (deps, users) = resolve(&settings, &modules, &loaded, &mut symbols, log);
                 (deps, users, None)
             }
             // When most modules came from the cache, the run is short and the new
@@ -213,15 +212,14 @@ impl<'a> Depmod<'a> {
             // (here, so that rendering reuses what encoding freed, where another
             // thread's allocator arena would keep it). When most were read, the
             // run is long and its peak memory is what counts: the cache is made
-            // first, then the exports move into the symbol table.
+            // first, and resolving reuses its memory.
             Some(session) => {
                 session.report(modules.len(), log);
                 let (deps, users, finished) = if session.mostly_reused(modules.len()) {
                     let symbols = std::sync::Mutex::new(&mut symbols);
                     let resolve_them = || {
                         let mut symbols = symbols.lock().unwrap_or_else(|e| e.into_inner());
-                        copy_exports(&modules, &loaded, &mut symbols, log);
-                        resolve(&settings, &modules, &loaded, &symbols, log)
+                        resolve(&settings, &modules, &loaded, &mut symbols, log)
                     };
                     std::thread::scope(|scope| {
                         let resolver =
@@ -237,8 +235,7 @@ impl<'a> Depmod<'a> {
                     })
                 } else {
                     let finished = session.finish(&modules, &loaded);
-                    move_exports(&modules, &mut loaded, &mut symbols, log);
-                    let (deps, users) = resolve(&settings, &modules, &loaded, &symbols, log);
+                    let (deps, users) = resolve(&settings, &modules, &loaded, &mut symbols, log);
                     (deps, users, finished)
                 };
                 let cache = finished.unwrap_or_else(|e| {
@@ -279,55 +276,36 @@ impl<'a> Depmod<'a> {
     }
 }
 
-/// kmod's messages for a module that could not be read.
-fn report_unreadable(m: &Candidate, l: &Loaded, log: &Sink) {
-    if let Some((errno, detail)) = &l.error {
-        if let Some(detail) = detail {
-            log.log_bytes(Priority::Error, msgf!("{}", detail));
-        }
-        log.log_bytes(
-            Priority::Error,
-            msgf!(
-                "failed to load symbols from {}: {}",
-                &m.path,
-                strerror(*errno)
-            ),
-        );
-    }
-}
-
-/// Reports the modules that could not be read and moves every module's exports
-/// into the symbol table, freeing them module by module.
-fn move_exports(modules: &[Candidate], loaded: &mut [Loaded], symbols: &mut Symbols, log: &Sink) {
-    symbols.reserve(loaded.iter().map(|l| l.exports.len()).sum());
-    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
-        report_unreadable(m, l, log);
-        for (name, crc) in std::mem::take(&mut l.exports) {
-            symbols.add_export(name, crc, i as u32);
-        }
-    }
-}
-
-/// [`move_exports`], copying: for while the cache encoder reads them too.
-fn copy_exports(modules: &[Candidate], loaded: &[Loaded], symbols: &mut Symbols, log: &Sink) {
-    symbols.reserve(loaded.iter().map(|l| l.exports.len()).sum());
-    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
-        report_unreadable(m, l, log);
-        for (name, crc) in &l.exports {
-            symbols.add_export(name.clone(), *crc, i as u32);
-        }
-    }
-}
-
-/// Resolves each needed symbol to its exporter: each module's dependencies in
-/// the order found, and how many modules need each one.
+/// Adds every module's exports to the symbol table (reporting modules that could
+/// not be read), then resolves each needed symbol to its exporter: each module's
+/// dependencies in the order found, and how many modules need each one.
 fn resolve(
     settings: &Settings,
     modules: &[Candidate],
     loaded: &[Loaded],
-    symbols: &Symbols,
+    symbols: &mut Symbols,
     log: &Sink,
 ) -> (Vec<Vec<u32>>, Vec<u32>) {
+    symbols.reserve(loaded.iter().map(|l| l.exports.len()).sum());
+    for (i, (m, l)) in modules.iter().zip(loaded).enumerate() {
+        if let Some((errno, detail)) = &l.error {
+            if let Some(detail) = detail {
+                log.log_bytes(Priority::Error, msgf!("{}", detail));
+            }
+            log.log_bytes(
+                Priority::Error,
+                msgf!(
+                    "failed to load symbols from {}: {}",
+                    &m.path,
+                    strerror(*errno)
+                ),
+            );
+        }
+        for (name, crc) in &l.exports {
+            symbols.add(name, false, *crc, Some(i as u32));
+        }
+    }
+
     let mut deps: Vec<Vec<u32>> = vec![Vec::new(); modules.len()];
     // The last module (plus one) found to need each module: a cheap check
     // against adding a dependency twice.

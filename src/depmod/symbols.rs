@@ -93,20 +93,6 @@ impl Symbols {
         self.map.insert(name.to_vec(), Symbol { owner, crc });
     }
 
-    /// [`Symbols::add`] for a module's export, keeping the name's allocation.
-    pub fn add_export(&mut self, mut name: Vec<u8>, crc: u64, owner: u32) {
-        if self.prefix.is_some() && name.first() == self.prefix.as_ref() {
-            name.remove(0);
-        }
-        self.map.insert(
-            name,
-            Symbol {
-                owner: Some(owner),
-                crc,
-            },
-        );
-    }
-
     /// Looks up a needed symbol, ignoring a leading `.` (PPC64) and the prefix.
     pub fn find(&self, name: &[u8]) -> Option<(&[u8], Symbol)> {
         let name = name.strip_prefix(b".").unwrap_or(name);
